@@ -1,0 +1,1 @@
+"""pf-calibrate: IR -> VIS alignment, written to a calibration YAML that pf-stream reads."""

@@ -1,0 +1,107 @@
+"""The calibration YAML: what pf-calibrate writes and pf-stream --calib reads.
+
+Schema (version 1)::
+
+    pf_stream_calibration: 1        # schema version
+    homography: [[h00, h01, h02], [h10, h11, h12], [h20, h21, h22]]   # IR pixel -> VIS pixel
+    ir_size: [width, height]        # IR image size the homography was estimated at
+    vis_size: [width, height]       # VIS image size the homography maps into
+    method: target | auto | points
+    error_px: 0.42                  # RMS reprojection / mean corner error, px (null if unknown)
+    score: 0.93                     # method confidence in [0, 1] (null if not applicable)
+    date: "2026-11-26T12:00:00Z"
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pf_stream.errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Calibration:
+    homography: np.ndarray  # 3x3 float64, IR pixel -> VIS pixel
+    ir_size: tuple[int, int]  # (width, height)
+    vis_size: tuple[int, int]  # (width, height)
+    method: str = "points"
+    error_px: float | None = None
+    score: float | None = None
+    date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def scaled_to(self, ir_size: tuple[int, int], vis_size: tuple[int, int]) -> np.ndarray:
+        """Homography for other capture sizes: H' = S_vis @ H @ S_ir^-1 (pure rescaling)."""
+        sx_ir, sy_ir = ir_size[0] / self.ir_size[0], ir_size[1] / self.ir_size[1]
+        sx_vi, sy_vi = vis_size[0] / self.vis_size[0], vis_size[1] / self.vis_size[1]
+        s_ir = np.diag([sx_ir, sy_ir, 1.0])
+        s_vi = np.diag([sx_vi, sy_vi, 1.0])
+        h = s_vi @ self.homography @ np.linalg.inv(s_ir)
+        return h / h[2, 2]
+
+
+def _size(value, key: str, path: Path) -> tuple[int, int]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+        raise UserError(f"{path}: '{key}' must be [width, height] in pixels, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read and validate a calibration YAML; any problem is one UserError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"calibration file {path} not found: run pf-calibrate to make one, or drop --calib")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"{path} is not valid YAML{where}: fix it or re-run pf-calibrate") from None
+    if not isinstance(data, dict) or "homography" not in data:
+        raise UserError(f"{path} is not a pf-stream calibration file (no 'homography' key): re-run pf-calibrate")
+    version = data.get("pf_stream_calibration", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise UserError(f"{path} has calibration schema {version!r}, this pf-stream reads {SCHEMA_VERSION}: re-run pf-calibrate")
+    try:
+        h = np.asarray(data["homography"], dtype=np.float64)
+    except (TypeError, ValueError):
+        h = np.zeros(0)
+    if h.shape != (3, 3) or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
+        raise UserError(f"{path}: 'homography' must be an invertible 3x3 matrix of numbers")
+    return Calibration(
+        homography=h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h,
+        ir_size=_size(data.get("ir_size"), "ir_size", path),
+        vis_size=_size(data.get("vis_size"), "vis_size", path),
+        method=str(data.get("method", "points")),
+        error_px=None if data.get("error_px") is None else float(data["error_px"]),
+        score=None if data.get("score") is None else float(data["score"]),
+        date=str(data.get("date", "")),
+    )
+
+
+def save_calibration(cal: Calibration, path: str | Path) -> None:
+    """Write the YAML atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    doc = {
+        "pf_stream_calibration": SCHEMA_VERSION,
+        "homography": [[float(v) for v in row] for row in cal.homography],
+        "ir_size": list(cal.ir_size),
+        "vis_size": list(cal.vis_size),
+        "method": cal.method,
+        "error_px": None if cal.error_px is None else float(cal.error_px),
+        "score": None if cal.score is None else float(cal.score),
+        "date": cal.date,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("# pf-stream calibration: IR pixel -> VIS pixel (see calibration/schema.py)\n" + yaml.safe_dump(doc, sort_keys=False))
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write calibration to {path}: {exc.strerror}") from None

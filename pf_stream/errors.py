@@ -1,0 +1,71 @@
+"""One-line user errors and the wrapper every console script runs under.
+
+A user who mistypes a model name or points at a missing file should read one line that
+says what to do, get exit code 2, and never see a traceback.  Code anywhere in the
+package raises :class:`UserError` for such cases; :func:`cli_entry` turns it into that
+line.  Programming errors still show their traceback: those are ours to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import sys
+from collections.abc import Callable, Iterable
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported as one line and exit code 2."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean X?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(kind: str, value: str, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a UserError with a hint."""
+    choices = list(choices)
+    if value not in choices:
+        raise UserError(f"unknown {kind} {value!r}{did_you_mean(value, choices)}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def cli_entry(prog: str) -> Callable[[Callable[..., int | None]], Callable[..., int]]:
+    """Decorate a console-script ``main`` so bad input ends in one line and exit code 2.
+
+    Ctrl-C ends with exit code 130 and no traceback; whatever the command had already
+    written is the command's own business to have flushed (sinks close in ``finally``).
+    """
+
+    def wrap(fn: Callable[..., int | None]) -> Callable[..., int]:
+        @functools.wraps(fn)
+        def main(*args, **kwargs) -> int:
+            try:
+                code = fn(*args, **kwargs)
+            except UserError as exc:
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                code = EXIT_USAGE
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                code = EXIT_INTERRUPTED
+            sys.exit(code or 0)
+
+        return main
+
+    return wrap
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse 'WxH' into (width, height); raise UserError on anything else."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except (ValueError, AttributeError):
+        raise UserError(f"malformed size {text!r}: write it as WIDTHxHEIGHT, e.g. 640x512") from None
+    if w < 8 or h < 8 or w > 16384 or h > 16384:
+        raise UserError(f"size {text!r} is out of range: width and height must be 8..16384")
+    return w, h
