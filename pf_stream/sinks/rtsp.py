@@ -1,0 +1,228 @@
+"""RTSP output: viewers (VLC, ffplay, NVRs, other pipelines) watch the fused stream.
+
+    pf-stream ... --rtsp rtsp://@:8554/fused      # all interfaces
+    ffplay -fflags nobuffer -flags low_delay rtsp://HOST:8554/fused
+
+How a frame travels: ``write`` only keeps a reference to the newest frame (it never blocks
+the pipeline).  A clock thread ticks at the output rate; on each tick, *if someone is
+watching*, it converts the newest frame to I420 (once per new frame) and pushes it into the
+shared media's appsrc, which x264/NVENC encode once for all viewers.  So:
+
+- a slow model does not stall viewers: the last fused frame is repeated at the output rate;
+- a source that stops altogether turns, after ``no_signal_after_s``, into a dimmed last
+  frame with "NO SIGNAL" (before the first frame viewers see "WAITING FOR VIDEO");
+- with no viewer, no conversion and no encoding happen at all.
+
+The GStreamer details live in rtsp_server.py (server, auth, media lifecycle),
+gst_encoders.py (encoder choice and pipeline text) and rtsp_url.py (the address).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from pf_stream.errors import UserError
+from pf_stream.frames import FusedFrame
+from pf_stream.sinks.base import Sink
+from pf_stream.sinks.gst_encoders import EncoderSettings, load_gstreamer, media_launch, select_encoder
+from pf_stream.sinks.rtsp_server import RtspServer
+from pf_stream.sinks.rtsp_url import RtspAddress, parse_rtsp_url
+
+log = logging.getLogger("pf_stream.sinks.rtsp")
+
+PASSWORD_ENV = "PF_STREAM_RTSP_PASSWORD"
+DEFAULT_FPS = 30.0
+# A viewer that connects before open() waits this long for the picture size.
+WAIT_FOR_OPEN_S = 20.0
+
+
+class RtspSink(Sink):
+    """Serve the fused stream over RTSP. The port is bound here, before any capture starts.
+
+    After construction, ``port`` is the bound port (useful with port 0) and ``url`` what a
+    viewer on this machine opens.
+    """
+
+    name = "rtsp"
+
+    def __init__(
+        self,
+        address: RtspAddress,
+        encoder: str = "auto",
+        bitrate_kbps: int = 4000,
+        keyframe_interval_s: float = 1.0,
+        user: str | None = None,
+        password: str | None = None,
+        no_signal_after_s: float = 3.0,
+    ) -> None:
+        if user is not None and not password:
+            raise UserError(f"--rtsp-user needs a password: set it in the {PASSWORD_ENV} environment variable")
+        if user is None and password:
+            log.warning("rtsp: %s is set but --rtsp-user is not: the stream is open to anyone", PASSWORD_ENV)
+        # Checked now so that bad values fail before capture; the frame count needs the fps.
+        EncoderSettings.from_seconds(bitrate_kbps, keyframe_interval_s, DEFAULT_FPS)
+        self._bitrate_kbps = bitrate_kbps
+        self._keyframe_interval_s = keyframe_interval_s
+        self._no_signal_after_s = no_signal_after_s
+        self._address = address
+
+        gst = self._gst = load_gstreamer()
+        self._encoder = select_encoder(gst, encoder)
+
+        self._geometry: tuple[int, int, float] | None = None  # width, height, fps once opened
+        self._opened = threading.Event()
+        self._stop = threading.Event()
+        self._frame_lock = threading.Lock()
+        self._latest: FusedFrame | None = None
+        self._latest_at = 0.0  # time.monotonic() of the latest write
+        self._clock: threading.Thread | None = None
+        self.frames_pushed = 0  # pushed into the encoder (repeats included)
+        self.frames_converted = 0  # distinct frames converted to I420
+        self._closed = False
+
+        credentials = (user, password) if user is not None else None
+        self._server = RtspServer(gst, address, self._launch_text, credentials)
+        self.port = self._server.port
+        self.url = address.client_url(self.port)
+        where = " (all interfaces)" if address.all_interfaces else ""
+        auth = f", basic auth as {user!r}" if user is not None else ""
+        log.info("rtsp: serving %s%s with %s%s", self.url, where, self._encoder.element, auth)
+
+    @classmethod
+    def from_config(cls, out) -> RtspSink:
+        """Build from the OutputConfig (fields rtsp, rtsp_user, encoder, bitrate_kbps, keyframe_interval_s)."""
+        return cls(
+            parse_rtsp_url(out.rtsp),
+            encoder=out.encoder,
+            bitrate_kbps=out.bitrate_kbps,
+            keyframe_interval_s=out.keyframe_interval_s,
+            user=out.rtsp_user,
+            password=os.environ.get(PASSWORD_ENV) or None,
+        )
+
+    # ---- Sink interface -----------------------------------------------------------------
+
+    @property
+    def encoder_element(self) -> str:
+        return self._encoder.element
+
+    @property
+    def encoding(self) -> bool:
+        """True while a media pipeline (and so the encoder) exists, i.e. while someone watches."""
+        return self._server.appsrc is not None
+
+    @property
+    def viewers(self) -> int:
+        return self._server.viewers
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        if self._geometry is not None:
+            return
+        fps = float(fps) if fps and fps > 0 else DEFAULT_FPS
+        # I420 and H.264 need even sizes: frames are padded by one pixel when odd.
+        self._geometry = (width + width % 2, height + height % 2, fps)
+        self._opened.set()
+        self._clock = threading.Thread(target=self._run_clock, name="rtsp-clock", daemon=True)
+        self._clock.start()
+
+    def write(self, frame: FusedFrame) -> None:
+        if self._geometry is None:
+            h, w = frame.image.shape[:2]
+            self.open(w, h, DEFAULT_FPS)
+        with self._frame_lock:
+            self._latest = frame
+            self._latest_at = time.monotonic()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._clock is not None:
+            self._clock.join(timeout=5)
+        self._server.stop()
+        log.info("rtsp: stopped (%d frames pushed, %d distinct)", self.frames_pushed, self.frames_converted)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _launch_text(self) -> str | None:
+        """Called by gst-rtsp-server (a client thread) when the first viewer needs a pipeline."""
+        if not self._opened.wait(WAIT_FOR_OPEN_S) or self._stop.is_set():
+            return None
+        width, height, fps = self._geometry
+        settings = EncoderSettings.from_seconds(self._bitrate_kbps, self._keyframe_interval_s, fps)
+        return media_launch(self._encoder.key, settings, width, height, fps)
+
+    def _run_clock(self) -> None:
+        """Push one frame per output period while somebody watches; resync instead of bursting."""
+        Gst = self._gst.Gst
+        width, height, fps = self._geometry
+        period = 1.0 / fps
+        shown: tuple[str, FusedFrame | None] | None = None  # what `data` holds
+        data = b""
+        next_tick = time.monotonic()
+        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
+            next_tick += period
+            if time.monotonic() - next_tick > 3 * period:
+                next_tick = time.monotonic() + period  # starved of CPU: skip ticks, don't burst
+            appsrc = self._server.appsrc
+            if appsrc is None:
+                shown = None  # nobody watches: convert nothing, push nothing
+                continue
+            state = self._state()
+            if shown is None or state[0] != shown[0] or state[1] is not shown[1]:
+                data = cv2.cvtColor(_picture(state, width, height), cv2.COLOR_BGR2YUV_I420).tobytes()
+                shown = state
+                self.frames_converted += 1
+            buf = Gst.Buffer.new_wrapped(data)
+            buf.duration = int(period * Gst.SECOND)
+            appsrc.emit("push-buffer", buf)
+            self.frames_pushed += 1
+
+    def _state(self) -> tuple[str, FusedFrame | None]:
+        """What viewers should see now: ('waiting', None), ('live', frame) or ('no-signal', frame)."""
+        with self._frame_lock:
+            frame, at = self._latest, self._latest_at
+        if frame is None:
+            return "waiting", None
+        if time.monotonic() - at > self._no_signal_after_s:
+            return "no-signal", frame
+        return "live", frame
+
+
+def _picture(state: tuple[str, FusedFrame | None], width: int, height: int) -> np.ndarray:
+    kind, frame = state
+    if frame is None:
+        return _caption(np.zeros((height, width, 3), np.uint8), "WAITING FOR VIDEO")
+    image = _fit(frame.image, width, height)
+    return _caption(image // 3, "NO SIGNAL") if kind == "no-signal" else image
+
+
+def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The frame as width×height BGR: odd sizes padded by a pixel, other sizes resized."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if (width - w, height - h) in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        return cv2.copyMakeBorder(image, 0, height - h, 0, width - w, cv2.BORDER_REPLICATE)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _caption(image: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` centred on a copy of ``image``, sized to the picture."""
+    out = np.ascontiguousarray(image).copy()
+    h, w = out.shape[:2]
+    scale = max(0.4, w / 640)
+    thickness = max(1, round(2 * scale))
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    org = ((w - tw) // 2, (h + th) // 2)
+    cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out

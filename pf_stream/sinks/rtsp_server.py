@@ -1,0 +1,217 @@
+"""The GStreamer side of the RTSP sink: gst-rtsp-server on its own GLib main loop thread.
+
+One mount point, one *shared* media factory: all viewers share one pipeline (one encoder).
+gst-rtsp-server builds that pipeline when the first viewer arrives and tears it down when
+the last one leaves, so nothing is encoded while nobody watches.  While a pipeline exists,
+:attr:`RtspServer.appsrc` is its input; the sink pushes frames there and does nothing when
+it is ``None``.
+
+Threads: the server's sockets are served by a GLib main loop on a private main context
+(never the default one, which a GUI or another library may own).  Each viewer's requests
+run on gst-rtsp-server's client thread pool, so a viewer waiting for the first frame does
+not hold up another viewer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+
+from pf_stream.errors import UserError
+from pf_stream.sinks.rtsp_url import RtspAddress
+
+log = logging.getLogger("pf_stream.sinks.rtsp")
+
+SESSION_CLEANUP_S = 2  # expire sessions of viewers that vanished without TEARDOWN
+CLIENT_THREADS = 8  # requests of different viewers are served in parallel
+_ROLE = "viewer"
+
+
+class RtspServer:
+    """Bind at construction (so a taken port fails before capture starts); serve until :meth:`stop`.
+
+    launch: called when gst-rtsp-server needs the media pipeline; returns the launch text,
+        or None if no picture geometry is known yet (the viewer is then refused).
+    credentials: (user, password) for HTTP basic auth, or None for an open stream.
+    """
+
+    def __init__(
+        self,
+        gst: SimpleNamespace,
+        address: RtspAddress,
+        launch: Callable[[], str | None],
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        self._gst = gst
+        self._address = address
+        self._launch = launch
+        self._lock = threading.Lock()
+        self._appsrc = None
+        self._viewers = 0
+        GLib, GstRtspServer = gst.GLib, gst.GstRtspServer
+
+        self._context = GLib.MainContext.new()
+        self._loop = GLib.MainLoop.new(self._context, False)
+        server = GstRtspServer.RTSPServer.new()
+        server.set_address(address.bind_host)
+        server.set_service(str(address.port))
+        server.get_thread_pool().set_max_threads(CLIENT_THREADS)
+        try:
+            # create_source binds the socket now and raises with the OS's reason.
+            self._listen = server.create_source(None)
+        except GLib.Error as exc:
+            raise UserError(_bind_error(address, exc.message)) from None
+        self.port: int = server.get_bound_port()
+        self._server = server
+
+        factory = _make_factory_class(gst)(self._create_element)
+        factory.set_shared(True)  # one pipeline, one encoder, for every viewer
+        factory.connect("media-configure", self._on_media_configure)
+        if credentials is not None:
+            self._set_auth(server, factory, *credentials)
+        server.get_mount_points().add_factory(address.path, factory)
+        server.connect("client-connected", self._on_client_connected)
+
+        self._listen.attach(self._context)
+        cleanup = GLib.timeout_source_new_seconds(SESSION_CLEANUP_S)
+        cleanup.set_callback(self._cleanup_sessions)
+        cleanup.attach(self._context)
+        self._thread = threading.Thread(target=self._run_loop, name="rtsp-server", daemon=True)
+        self._thread.start()
+
+    # ---- what the sink uses -------------------------------------------------------------
+
+    @property
+    def appsrc(self):
+        """The live media's appsrc, or None while nobody watches."""
+        with self._lock:
+            return self._appsrc
+
+    @property
+    def viewers(self) -> int:
+        """Viewers whose RTSP connection is open."""
+        with self._lock:
+            return self._viewers
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """End the stream for every viewer (EOS, then close), stop the loop, release the port."""
+        appsrc = self.appsrc
+        if appsrc is not None:
+            appsrc.emit("end-of-stream")  # viewers see a clean end, not a broken connection
+        done = threading.Event()
+
+        def shut_down() -> bool:
+            self._server.get_mount_points().remove_factory(self._address.path)
+            self._server.client_filter(lambda _server, _client: self._gst.GstRtspServer.RTSPFilterResult.REMOVE)
+            self._listen.destroy()
+            self._loop.quit()
+            done.set()
+            return False
+
+        if self._thread.is_alive():
+            idle = self._gst.GLib.idle_source_new()
+            idle.set_callback(lambda *_: shut_down())
+            idle.attach(self._context)
+            done.wait(timeout_s)
+            self._thread.join(timeout_s)
+        else:
+            self._listen.destroy()
+        with self._lock:
+            self._appsrc = None
+
+    # ---- GLib / gst-rtsp-server callbacks ----------------------------------------------
+
+    def _run_loop(self) -> None:
+        self._context.push_thread_default()
+        try:
+            self._loop.run()
+        finally:
+            self._context.pop_thread_default()
+
+    def _cleanup_sessions(self, *_args) -> bool:
+        self._server.get_session_pool().cleanup()
+        return True  # keep the timer
+
+    def _create_element(self):
+        text = self._launch()
+        if text is None:
+            log.warning("rtsp: a viewer connected before the picture size was known; refused, ask it to retry")
+            return None
+        try:
+            return self._gst.Gst.parse_launch(text)
+        except self._gst.GLib.Error as exc:
+            log.error("rtsp: cannot build the media pipeline (%s): %s", exc.message, text)
+            return None
+
+    def _on_media_configure(self, _factory, media) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        media.connect("unprepared", self._on_media_unprepared)
+        with self._lock:
+            self._appsrc = appsrc
+        log.info("rtsp: first viewer: encoder started")
+
+    def _on_media_unprepared(self, _media) -> None:
+        with self._lock:
+            self._appsrc = None
+        log.info("rtsp: no viewers left: encoder stopped")
+
+    def _on_client_connected(self, _server, client) -> None:
+        connection = client.get_connection()
+        peer = connection.get_ip() if connection is not None else "?"
+        with self._lock:
+            self._viewers += 1
+            count = self._viewers
+        log.info("rtsp: viewer %s connected (%d open)", peer, count)
+        client.connect("closed", self._on_client_closed, peer)
+
+    def _on_client_closed(self, _client, peer) -> None:
+        with self._lock:
+            self._viewers -= 1
+            count = self._viewers
+        log.info("rtsp: viewer %s left (%d open)", peer, count)
+
+    def _set_auth(self, server, factory, user: str, password: str) -> None:
+        Gst, GstRtspServer = self._gst.Gst, self._gst.GstRtspServer
+        auth = GstRtspServer.RTSPAuth.new()
+        token = GstRtspServer.RTSPToken.new_empty()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, _ROLE)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        server.set_auth(auth)
+        role = Gst.Structure.new_empty(_ROLE)
+        role.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        role.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+        factory.add_role_from_structure(role)
+
+
+def _make_factory_class(gst: SimpleNamespace):
+    """A media factory that asks the sink for the launch text each time it builds a pipeline.
+
+    Defined here, not at import, because the base class only exists once GStreamer loads.
+    The text is built late because the picture size is only known once the sink is opened.
+    """
+
+    class _Factory(gst.GstRtspServer.RTSPMediaFactory):
+        def __init__(self, create_element: Callable[[], object]) -> None:
+            super().__init__()
+            self._create = create_element
+
+        def do_create_element(self, _url):
+            return self._create()
+
+    return _Factory
+
+
+def _bind_error(address: RtspAddress, reason: str) -> str:
+    where = f"{address.bind_host}:{address.port}"
+    low = reason.lower()
+    if "in use" in low:
+        hint = "pick another port in --rtsp (port 0 picks a free one) or stop the program using it"
+    elif "permission" in low or "access" in low:
+        hint = "ports below 1024 need root: use e.g. 8554"
+    elif "assign" in low or "resolv" in low or "unknown" in low:
+        hint = "use an address of this machine, '@' for all interfaces, or none for 127.0.0.1"
+    else:
+        hint = "check the host and port in --rtsp"
+    return f"cannot serve RTSP on {where}: {reason}; {hint}"
