@@ -1,0 +1,1 @@
+"""pf-bench: model-only and whole-pipeline speed measurements."""

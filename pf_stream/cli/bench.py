@@ -1,0 +1,107 @@
+"""pf-bench: measure speed on this machine.
+
+Model only (default)::
+
+    pf-bench --model lite --backend onnxruntime --device cpu --size 640x512 --iters 100 --threads 2 --json out.json
+
+The whole pipeline on synthetic sources (see pf_stream/bench/pipeline_bench.py)::
+
+    pf-bench --pipeline [pipeline options]
+
+Numbers go to docs/BENCHMARKS.md with the machine named; tests never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+from pf_stream.backends.base import BACKENDS, DEVICES, PRECISIONS
+from pf_stream.errors import UserError, check_choice, cli_entry, parse_size
+from pf_stream.model.registry import MODELS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
+    p.add_argument("--pipeline", action="store_true", help="benchmark the whole pipeline instead (see --pipeline --help)")
+    p.add_argument("--model", default="lite", help="lite | full | classic")
+    p.add_argument("--weights", help="weights file (default: shipped weights)")
+    p.add_argument("--backend", default="onnxruntime", help="torch | onnxruntime | tensorrt")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16")
+    p.add_argument("--size", default="640x512", help="WIDTHxHEIGHT, default 640x512")
+    p.add_argument("--iters", type=int, default=50, help="timed iterations (after warm-up)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch / ONNX Runtime")
+    p.add_argument("--opencv-baseline", action="store_true", help="also time a plain OpenCV Laplacian-pyramid fusion")
+    p.add_argument("--json", help="write the result here as JSON")
+    return p
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def _check_json_path(path: str | None) -> None:
+    if path is None:
+        return
+    parent = Path(path).resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write --json {path}: folder {parent} does not exist or is not writable")
+
+
+def run_model_bench(args: argparse.Namespace) -> dict:
+    from pf_stream.bench.model_bench import bench_model, opencv_laplacian_fusion_ms
+
+    check_choice("model", args.model, MODELS)
+    check_choice("backend", args.backend, [b for b in BACKENDS if b != "auto"])
+    check_choice("device", args.device, DEVICES)
+    check_choice("precision", args.precision, PRECISIONS)
+    size = parse_size(args.size)
+    if args.iters < 1 or args.warmup < 0:
+        raise UserError("--iters must be >= 1 and --warmup >= 0")
+    result = bench_model(args.model, args.backend, args.device, args.precision, size, args.iters, args.warmup,
+                         args.threads, args.weights).to_dict()
+    result["machine"] = machine_description()
+    if args.opencv_baseline:
+        result["opencv_laplacian_ms"] = round(opencv_laplacian_fusion_ms(size), 3)
+    return result
+
+
+@cli_entry("pf-bench")
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="pf-bench: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--pipeline" in argv:
+        from pf_stream.bench.pipeline_bench import run_pipeline_bench
+
+        rest = [a for a in argv if a != "--pipeline"]
+        result = run_pipeline_bench(rest)
+        json_path = None
+    else:
+        args = build_parser().parse_args(argv)
+        _check_json_path(args.json)
+        result = run_model_bench(args)
+        json_path = args.json
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
