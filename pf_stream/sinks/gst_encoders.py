@@ -112,7 +112,8 @@ def encoder_chain(key: str, settings: EncoderSettings) -> str:
 
 def raw_caps(width: int, height: int, fps: float) -> str:
     """Caps of the I420 frames the sink pushes (fps as an exact fraction: 29.97 → 30000/1001)."""
-    rate = Fraction(fps).limit_denominator(1001)
+    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)  # 29.97 means 30000/1001
+    rate = ntsc if fps != round(fps) and abs(float(ntsc) - fps) < 1e-3 else Fraction(fps).limit_denominator(1000)
     return f"video/x-raw,format=I420,width={width},height={height},framerate={rate.numerator}/{rate.denominator}"
 
 

@@ -78,7 +78,8 @@ class RtspSink(Sink):
         self._geometry: tuple[int, int, float] | None = None  # width, height, fps once opened
         self._opened = threading.Event()
         self._stop = threading.Event()
-        self._frame_lock = threading.Lock()
+        self._new_frame = threading.Condition()
+        self._fresh = False  # a frame arrived since the last push
         self._latest: FusedFrame | None = None
         self._latest_at = 0.0  # time.monotonic() of the latest write
         self._clock: threading.Thread | None = None
@@ -119,7 +120,13 @@ class RtspSink(Sink):
 
     @property
     def viewers(self) -> int:
+        """Viewers with an open RTSP connection."""
         return self._server.viewers
+
+    @property
+    def pipelines_built(self) -> int:
+        """Encoder pipelines built so far: one each time watching starts, shared by all viewers."""
+        return self._server.pipelines_built
 
     def open(self, width: int, height: int, fps: float) -> None:
         if self._geometry is not None:
@@ -135,15 +142,19 @@ class RtspSink(Sink):
         if self._geometry is None:
             h, w = frame.image.shape[:2]
             self.open(w, h, DEFAULT_FPS)
-        with self._frame_lock:
+        with self._new_frame:
             self._latest = frame
             self._latest_at = time.monotonic()
+            self._fresh = True
+            self._new_frame.notify()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._stop.set()
+        with self._new_frame:
+            self._new_frame.notify()
         if self._clock is not None:
             self._clock.join(timeout=5)
         self._server.stop()
@@ -160,17 +171,27 @@ class RtspSink(Sink):
         return media_launch(self._encoder.key, settings, width, height, fps)
 
     def _run_clock(self) -> None:
-        """Push one frame per output period while somebody watches; resync instead of bursting."""
+        """While somebody watches, push each new frame as soon as it is written, and repeat
+        the last one at the output rate when none comes (a slow model, a stalled source)."""
         Gst = self._gst.Gst
         width, height, fps = self._geometry
         period = 1.0 / fps
         shown: tuple[str, FusedFrame | None] | None = None  # what `data` holds
         data = b""
-        next_tick = time.monotonic()
-        while not self._stop.wait(max(0.0, next_tick - time.monotonic())):
-            next_tick += period
-            if time.monotonic() - next_tick > 3 * period:
-                next_tick = time.monotonic() + period  # starved of CPU: skip ticks, don't burst
+        last_push, wait = 0.0, period
+        while True:
+            with self._new_frame:
+                # Wake on a new frame (lowest latency) or when the period is up (repeat).
+                self._new_frame.wait_for(
+                    lambda: self._stop.is_set() or self._fresh, timeout=max(0.0, last_push + wait - time.monotonic())
+                )
+                # After a new frame, allow some jitter before repeating it; then repeat
+                # at the output rate.
+                wait = 1.5 * period if self._fresh else period
+                self._fresh = False
+            if self._stop.is_set():
+                return
+            last_push = time.monotonic()
             appsrc = self._server.appsrc
             if appsrc is None:
                 shown = None  # nobody watches: convert nothing, push nothing
@@ -187,7 +208,7 @@ class RtspSink(Sink):
 
     def _state(self) -> tuple[str, FusedFrame | None]:
         """What viewers should see now: ('waiting', None), ('live', frame) or ('no-signal', frame)."""
-        with self._frame_lock:
+        with self._new_frame:
             frame, at = self._latest, self._latest_at
         if frame is None:
             return "waiting", None

@@ -50,6 +50,7 @@ class RtspServer:
         self._lock = threading.Lock()
         self._appsrc = None
         self._viewers = 0
+        self.pipelines_built = 0  # media pipelines made so far (one per "somebody started watching")
         GLib, GstRtspServer = gst.GLib, gst.GstRtspServer
 
         self._context = GLib.MainContext.new()
@@ -105,7 +106,7 @@ class RtspServer:
         def shut_down() -> bool:
             self._server.get_mount_points().remove_factory(self._address.path)
             self._server.client_filter(lambda _server, _client: self._gst.GstRtspServer.RTSPFilterResult.REMOVE)
-            self._listen.destroy()
+            self._release_listener()
             self._loop.quit()
             done.set()
             return False
@@ -117,9 +118,16 @@ class RtspServer:
             done.wait(timeout_s)
             self._thread.join(timeout_s)
         else:
-            self._listen.destroy()
+            self._release_listener()
         with self._lock:
             self._appsrc = None
+
+    def _release_listener(self) -> None:
+        # The listening socket belongs to the GSource: destroying the source and dropping our
+        # last reference to it closes the socket, so the port is free when stop() returns.
+        if self._listen is not None:
+            self._listen.destroy()
+            self._listen = None
 
     # ---- GLib / gst-rtsp-server callbacks ----------------------------------------------
 
@@ -150,6 +158,7 @@ class RtspServer:
         media.connect("unprepared", self._on_media_unprepared)
         with self._lock:
             self._appsrc = appsrc
+            self.pipelines_built += 1
         log.info("rtsp: first viewer: encoder started")
 
     def _on_media_unprepared(self, _media) -> None:
@@ -175,7 +184,7 @@ class RtspServer:
     def _set_auth(self, server, factory, user: str, password: str) -> None:
         Gst, GstRtspServer = self._gst.Gst, self._gst.GstRtspServer
         auth = GstRtspServer.RTSPAuth.new()
-        token = GstRtspServer.RTSPToken.new_empty()
+        token = GstRtspServer.RTSPToken()  # empty; new_empty is not introspectable
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, _ROLE)
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
         server.set_auth(auth)

@@ -1,0 +1,204 @@
+"""The RTSP sink with real viewers: Debian's ffmpeg, OpenCV and PyAV decode what it serves.
+
+The sink is driven directly here (a thread plays the pipeline); tests/test_rtsp_cli.py
+does the same through the real pf-stream command.  Frames carry their sequence number,
+so each check compares a decoded frame with exactly the one that was sent.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pf_stream.sinks.rtsp_url import parse_rtsp_url
+from tests.rtsp_clients import (
+    FPS,
+    H,
+    W,
+    Feeder,
+    FfmpegViewer,
+    check_viewing,
+    live_frames,
+    read_ffmpeg,
+    read_opencv,
+    read_pyav,
+)
+
+N = 60
+
+
+def _sink(**kw):
+    from pf_stream.sinks.rtsp import RtspSink
+
+    return RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), encoder="x264", bitrate_kbps=2000, **kw)
+
+
+def _eventually(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def live():
+    """One sink, opened and fed at 30 fps, shared by the viewer tests of this module."""
+    sink = _sink()
+    sink.open(W, H, FPS)
+    feeder = Feeder(sink).start()
+    yield sink
+    feeder.stop()
+    sink.close()
+
+
+def test_url_and_port_are_known_before_open():
+    sink = _sink()
+    try:
+        assert sink.port > 0 and sink.url == f"rtsp://127.0.0.1:{sink.port}/fused"
+        assert sink.encoder_element == "x264enc"
+        assert not sink.encoding  # nobody watches: no pipeline, no encoder
+    finally:
+        sink.close()
+        sink.close()  # twice is fine
+
+
+def test_ffmpeg_reads_the_stream(live):
+    view = read_ffmpeg(live.url, N)
+    assert view.returncode == 0, view.log
+    assert view.log.strip() == "", f"ffmpeg reported errors:\n{view.log}"
+    check_viewing(view, N)
+
+
+def test_opencv_reads_the_stream(live):
+    view = read_opencv(live.url, N)
+    check_viewing(view, N)
+
+
+def test_pyav_reads_the_stream(live):
+    view = read_pyav(live.url, N)
+    check_viewing(view, N)
+
+
+def test_two_viewers_share_one_encoder(live):
+    built = live.pipelines_built
+    udp = FfmpegViewer(live.url, N, transport="udp")
+    tcp = FfmpegViewer(live.url, N, transport="tcp")
+    views = [udp.finish(), tcp.finish()]
+    for view in views:
+        assert view.returncode == 0, view.log
+        assert view.log.strip() == "", f"ffmpeg reported errors:\n{view.log}"
+        check_viewing(view, N)
+    # Both were served by at most one new pipeline (zero if the first one was still alive).
+    assert live.pipelines_built - built <= 1
+
+
+def test_killed_viewer_then_a_new_one(live):
+    doomed = FfmpegViewer(live.url, 10_000)
+    assert doomed.wait_frames(10), doomed.finish().log
+    doomed.kill()
+    assert _eventually(lambda: live.viewers == 0), "the server did not notice the killed viewer"
+    view = read_ffmpeg(live.url, N)
+    assert view.returncode == 0 and view.log.strip() == "", view.log
+    check_viewing(view, N)
+
+
+def test_nothing_is_encoded_while_nobody_watches(live):
+    assert _eventually(lambda: live.viewers == 0 and not live.encoding), "encoder still running with no viewer"
+    pushed = live.frames_pushed
+    time.sleep(0.5)
+    assert live.frames_pushed == pushed
+    view = read_pyav(live.url, 10)  # and it starts again on demand
+    assert len(view.frames) == 10
+
+
+def test_viewer_before_open_and_first_frame_gets_waiting_then_live_frames():
+    sink = _sink()
+    feeder = None
+    result = {}
+    try:
+        viewer = threading.Thread(target=lambda: result.update(view=read_pyav(sink.url, 90)), daemon=True)
+        viewer.start()  # connects now: the sink does not even know the picture size yet
+        assert _eventually(lambda: sink.viewers == 1), "the viewer never connected"
+        sink.open(W, H, FPS)
+        assert _eventually(lambda: sink.frames_pushed >= 15), "no placeholder frames before the first fused frame"
+        feeder = Feeder(sink).start()
+        viewer.join(30)
+        view = result["view"]
+        assert len(view.frames) == 90
+        waiting = [f for f in view.frames[:10] if f.mean() < 30]  # black "WAITING FOR VIDEO" picture
+        assert waiting and waiting[0].max() > 200, "expected the waiting placeholder (black, white text) first"
+        assert len(live_frames(view)) >= 30  # then the real frames
+        assert view.rate >= 0.8 * FPS
+    finally:
+        if feeder:
+            feeder.stop()
+        sink.close()
+
+
+def test_stalled_pipeline_repeats_last_frame_then_says_no_signal():
+    sink = _sink(no_signal_after_s=1.0)
+    try:
+        sink.open(W, H, FPS)
+        feeder = Feeder(sink).start()
+        viewer = FfmpegViewer(sink.url, 75)
+        assert viewer.wait_frames(5)
+        feeder.stop()  # the model/source stalls: no more writes
+        last_sent = feeder.seq - 1
+        view = viewer.finish()
+        assert view.returncode == 0 and len(view.frames) == 75, view.log
+        assert view.rate >= 0.8 * FPS  # viewers keep getting frames at the output rate
+        stamps = view.stamps()
+        assert stamps.count(last_sent) >= 5, "the last frame was not repeated"
+        tail = view.frames[-10:]  # > 1 s after the stall
+        assert all(f.mean() < np.mean(view.frames[5]) / 2 for f in tail), "no dimmed NO SIGNAL picture"
+    finally:
+        sink.close()
+
+
+def test_close_with_viewers_attached_ends_them_and_frees_the_port():
+    sink = _sink()
+    sink.open(W, H, FPS)
+    feeder = Feeder(sink).start()
+    viewers = [FfmpegViewer(sink.url, 10_000, transport=t) for t in ("tcp", "udp")]
+    try:
+        for v in viewers:
+            assert v.wait_frames(10), v.finish().log
+    finally:
+        feeder.stop()
+        closer = threading.Thread(target=sink.close, daemon=True)
+        closer.start()
+        closer.join(15)
+    assert not closer.is_alive(), "close() hung with viewers attached"
+    for v in viewers:
+        view = v.finish(timeout=15)
+        assert not view.timed_out, "a viewer kept waiting after the server stopped"
+        assert view.returncode == 0, view.log  # a clean end of stream, not a broken connection
+    with socket.socket() as s:  # nothing listens any more
+        assert s.connect_ex(("127.0.0.1", sink.port)) != 0
+    with socket.socket() as s:  # and the port can be bound again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", sink.port))
+
+
+def test_basic_auth_rejects_a_wrong_password():
+    sink = _sink(user="viewer", password="s3cret")
+    try:
+        sink.open(W, H, FPS)
+        feeder = Feeder(sink).start()
+        host_path = sink.url.removeprefix("rtsp://")
+        wrong = read_ffmpeg(f"rtsp://viewer:nope@{host_path}", 5)
+        assert wrong.returncode != 0 and "401" in wrong.log, wrong.log
+        anonymous = read_ffmpeg(sink.url, 5)
+        assert anonymous.returncode != 0 and "401" in anonymous.log, anonymous.log
+        right = read_ffmpeg(f"rtsp://viewer:s3cret@{host_path}", N)
+        assert right.returncode == 0, right.log
+        check_viewing(right, N)
+        feeder.stop()
+    finally:
+        sink.close()

@@ -1,0 +1,184 @@
+"""RTSP pieces that need no viewer: the address parser, the pipeline text, encoder choice, bad input."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pf_stream.errors import UserError
+from pf_stream.sinks.gst_encoders import (
+    AUTO_ORDER,
+    ENCODERS,
+    EncoderSettings,
+    encoder_chain,
+    media_launch,
+    raw_caps,
+)
+from pf_stream.sinks.rtsp_url import DEFAULT_PORT, parse_rtsp_url
+
+
+# ---- address ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, host, port, path",
+    [
+        ("rtsp://@:8554/fused", "0.0.0.0", 8554, "/fused"),  # jetson-utils: all interfaces
+        ("rtsp://:9000/a/b", "127.0.0.1", 9000, "/a/b"),  # no host: loopback only
+        ("rtsp://127.0.0.1:0/fused", "127.0.0.1", 0, "/fused"),  # 0: any free port
+        ("rtsp://192.168.1.20/cam", "192.168.1.20", DEFAULT_PORT, "/cam"),
+        ("RTSP://localhost:8554/out/", "localhost", 8554, "/out"),
+        ("rtsp://[::1]:8554/v", "::1", 8554, "/v"),
+        ("rtsp://@/fused", "0.0.0.0", DEFAULT_PORT, "/fused"),
+    ],
+)
+def test_parse_good_urls(text, host, port, path):
+    addr = parse_rtsp_url(text)
+    assert (addr.bind_host, addr.port, addr.path) == (host, port, path)
+
+
+def test_client_url_of_wildcard_bind_uses_loopback():
+    addr = parse_rtsp_url("rtsp://@:8554/fused")
+    assert addr.all_interfaces
+    assert addr.client_url(41000) == "rtsp://127.0.0.1:41000/fused"
+    assert parse_rtsp_url("rtsp://[::1]:1/v").client_url() == "rtsp://[::1]:1/v"
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("http://127.0.0.1:8554/fused", "must start with rtsp://"),
+        ("rtsp://127.0.0.1:8554", "needs a path"),
+        ("rtsp://127.0.0.1:8554/", "needs a path"),
+        ("rtsp://127.0.0.1:99999/fused", "0..65535"),
+        ("rtsp://127.0.0.1:port/fused", "malformed RTSP port"),
+        ("rtsp://bad_host!:8554/fused", "malformed RTSP host"),
+        ("rtsp://@10.0.0.1:8554/fused", "drop the host"),
+        ("rtsp://127.0.0.1:8554/fu sed", "malformed RTSP path"),
+        ("rtsp://127.0.0.1:8554/fused?x=1", "no query"),
+    ],
+)
+def test_parse_bad_urls(text, says):
+    with pytest.raises(UserError, match=says):
+        parse_rtsp_url(text)
+
+
+def test_credentials_in_url_are_refused_without_echoing_the_password():
+    with pytest.raises(UserError) as info:
+        parse_rtsp_url("rtsp://admin:hunter2@127.0.0.1:8554/fused")
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert "--rtsp-user" in message and "PF_STREAM_RTSP_PASSWORD" in message
+
+
+# ---- pipeline text ---------------------------------------------------------------------
+
+
+def test_settings_from_seconds():
+    assert EncoderSettings.from_seconds(2500, 1.0, 30).keyframe_interval_frames == 30
+    assert EncoderSettings.from_seconds(2500, 2.0, 25).keyframe_interval_frames == 50
+    assert EncoderSettings.from_seconds(2500, 0.01, 30).keyframe_interval_frames == 1
+    with pytest.raises(UserError, match="--bitrate"):
+        EncoderSettings.from_seconds(0, 1.0, 30)
+    with pytest.raises(UserError, match="--keyframe-interval"):
+        EncoderSettings.from_seconds(1000, 0, 30)
+
+
+def test_x264_chain_is_low_latency_with_one_idr_per_interval():
+    chain = encoder_chain("x264", EncoderSettings(3000, 30))
+    for part in ("x264enc", "tune=zerolatency", "speed-preset=ultrafast", "bitrate=3000", "key-int-max=30", "bframes=0"):
+        assert part in chain.split() or part in chain
+
+
+@pytest.mark.parametrize(
+    "key, expect",
+    [
+        ("nvv4l2", ["nvvidconv", "memory:NVMM", "nvv4l2h264enc", "bitrate=3000000", "iframeinterval=30",
+                    "idrinterval=30", "insert-sps-pps=true"]),
+        ("nvenc", ["nvh264enc", "bitrate=3000", "gop-size=30", "bframes=0", "zerolatency=true"]),
+        ("openh264", ["openh264enc", "bitrate=3000000", "gop-size=30", "rate-control=bitrate"]),
+    ],
+)
+def test_hardware_and_openh264_chains(key, expect):
+    # Units differ per element (kbit/s vs bit/s): this is where mistakes hide.
+    chain = encoder_chain(key, EncoderSettings(3000, 30))
+    for part in expect:
+        assert part in chain, (part, chain)
+
+
+def test_media_launch_has_non_blocking_appsrc_and_safe_payloader():
+    text = media_launch("x264", EncoderSettings(4000, 30), 640, 512, 30)
+    assert text.startswith("( ") and text.endswith(" )")
+    for part in ("appsrc name=src", "is-live=true", "do-timestamp=true", "block=false", "max-bytes=0",
+                 "max-buffers=2", "leaky-type=downstream", "format=I420,width=640,height=512,framerate=30/1",
+                 "rtph264pay name=pay0", "config-interval=1"):
+        assert part in text, part
+    assert "config-interval=-1" not in text  # corrupts key frames when x264 uses slices
+
+
+def test_raw_caps_keeps_ntsc_rates_exact():
+    assert raw_caps(8, 8, 29.97).endswith("framerate=30000/1001")
+    assert raw_caps(8, 8, 25).endswith("framerate=25/1")
+
+
+def test_auto_order_prefers_hardware():
+    assert AUTO_ORDER == ("nvv4l2", "nvenc", "x264", "openh264")
+    assert [ENCODERS[k].element for k in AUTO_ORDER] == ["nvv4l2h264enc", "nvh264enc", "x264enc", "openh264enc"]
+
+
+# ---- with GStreamer: every pipeline text parses, encoders are probed by encoding --------
+
+
+@pytest.fixture(scope="module")
+def gst():
+    from pf_stream.sinks.gst_encoders import load_gstreamer
+
+    return load_gstreamer()
+
+
+@pytest.mark.parametrize("key", ["x264", "openh264"])
+def test_cpu_encoders_really_encode(gst, key):
+    from pf_stream.sinks.gst_encoders import try_encoder
+
+    assert try_encoder(gst, key) is None
+
+
+def test_auto_picks_a_working_encoder_and_says_when_it_falls_back(gst, caplog):
+    from pf_stream.sinks.gst_encoders import select_encoder, try_encoder
+
+    spec = select_encoder(gst, "auto")
+    assert try_encoder(gst, spec.key) is None
+    if spec.key != "nvv4l2":  # skipped a hardware encoder: the user is told
+        assert any("encoding with" in r.message for r in caplog.records)
+
+
+def test_explicit_missing_encoder_is_an_error_with_a_hint(gst):
+    from pf_stream.sinks.gst_encoders import select_encoder, try_encoder
+
+    missing = [k for k in ("nvv4l2", "nvenc") if try_encoder(gst, k) is not None]
+    if not missing:
+        pytest.skip("both hardware encoders work on this machine: nothing missing to test")
+    with pytest.raises(UserError, match="not usable here") as info:
+        select_encoder(gst, missing[0])
+    assert ENCODERS[missing[0]].install in str(info.value)
+    with pytest.raises(UserError, match="did you mean"):
+        select_encoder(gst, "x265")
+
+
+def test_taken_port_fails_at_construction(gst):
+    from pf_stream.sinks.rtsp import RtspSink
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot serve RTSP on 127.0.0.1:{port}.*another port"):
+            RtspSink(parse_rtsp_url(f"rtsp://127.0.0.1:{port}/fused"), encoder="x264")
+
+
+def test_user_without_password_is_refused(monkeypatch):
+    from pf_stream.sinks.rtsp import RtspSink
+
+    with pytest.raises(UserError, match="PF_STREAM_RTSP_PASSWORD"):
+        RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), user="viewer", password=None)
