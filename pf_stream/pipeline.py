@@ -1,0 +1,324 @@
+"""The frame's path, top to bottom: capture -> pair -> normalise -> align -> fuse -> compose -> sinks.
+
+:meth:`Pipeline.run` sets everything up in an order that makes bad input fail early
+and cheaply, then loops:
+
+1. outputs are created first (a bad record path or a busy RTSP port fails before any
+   camera is touched), then the calibration and the fusion engine (bad weights fail
+   before cameras open), then the sources are opened (each reads one frame, which
+   gives the frame sizes), then the sinks are opened at the output size, and only then
+   do the capture threads start;
+2. the loop waits until any source has a new frame, hands new frames to the pairer and
+   processes the pair it gives back; a side without signal makes the loop carry on with
+   the other side alone (NO SIGNAL on the missing side), so viewers never freeze;
+3. on stop (``stop()``, SIGINT/SIGTERM in the CLI, ``--frames``, ``--duration``, end of
+   every source) capture threads stop, each sink writes the last frame it was given and
+   closes (a recording is finalised), and the stats come back as a dict.
+
+Everything the loop needs can be injected (a Backend object, a list of sinks, a source
+factory), which is how tests run the real loop without cameras or trained models.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from pf_stream.align import Aligner, TorchWarp
+from pf_stream.backends.base import Backend
+from pf_stream.config import RunConfig
+from pf_stream.frames import Frame, FusedFrame
+from pf_stream.model.colour import merge_luma_chroma, split_luma_chroma
+from pf_stream.normalise import Normaliser
+from pf_stream.pair import SIDES, Pair, Pairer
+from pf_stream.sinks.base import Sink
+from pf_stream.sinks.fanout import Fanout
+from pf_stream.sources import LIVE, Source, open_source
+from pf_stream.stats import PipelineStats
+from pf_stream.view import compose, draw_overlay, output_size, to_bgr
+
+log = logging.getLogger("pf_stream.pipeline")
+
+
+class Pipeline:
+    def __init__(self, cfg: RunConfig, *, backend: Backend | None = None, sinks: list[Sink] | None = None,
+                 source_factory: Callable[..., Source] = open_source, warp_on_device: bool | None = None):
+        self.cfg = cfg
+        self.stats = PipelineStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set by any source when it has a new frame
+        self._backend = backend
+        self._owns_backend = backend is None
+        self._sinks = sinks
+        self._source_factory = source_factory
+        self._warp_on_device = warp_on_device
+        self.sources: dict[str, Source] = {}
+        self.fanout: Fanout | None = None
+        self.pairer: Pairer | None = None
+        self.stop_reason = ""
+        self._seq = 0
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the run to end (thread-safe, e.g. from a signal handler)."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
+        self._stop.set()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ set-up and tear-down
+
+    def run(self) -> dict:
+        """Run until stopped; return the stats (see :meth:`report`)."""
+        cfg = self.cfg
+        if not cfg.sources.ir or not cfg.sources.vis:
+            from pf_stream.errors import UserError
+
+            raise UserError("give both sources: --ir URI --vis URI (e.g. --ir synthetic:// --vis synthetic://)")
+        try:
+            sinks = self._sinks if self._sinks is not None else _build_sinks(cfg, on_quit=lambda: self.stop("display closed"))
+            self.fanout = Fanout(sinks, self.stats)
+            self.aligner = Aligner(cfg.align.calib)
+            self.normaliser = Normaliser(cfg.normalise)
+            if self._backend is None:
+                self._backend = _create_backend(cfg)
+            self._open_sources()
+            ir, vis = self.sources["ir"], self.sources["vis"]
+            self.aligner.prepare(ir.frame_size, vis.frame_size)
+            self.vis_size = vis.frame_size
+            self.out_size = output_size(cfg.view.mode, self.vis_size)
+            self.fps = _nominal_fps(ir, vis, cfg.sources.fps)
+            self._setup_device_warp()
+            self.fanout.open(*self.out_size, self.fps)
+            log.info("running: %s + %s -> %s view %dx%d at ~%.0f fps, outputs: %s", ir.uri, vis.uri, cfg.view.mode,
+                     *self.out_size, self.fps, ", ".join(s.name for s in sinks))
+            for src in self.sources.values():
+                src.notify_on_frame(self._wake)
+                src.start()
+            self._loop()
+        finally:
+            self._teardown()
+        return self.report()
+
+    def _open_sources(self) -> None:
+        s = self.cfg.sources
+        realtime = s.realtime
+        kinds = {}
+        for side in SIDES:
+            uri = getattr(s, side)
+            src = self._source_factory(uri, role=side, fps=s.fps, size=s.size, fourcc=s.fourcc, realtime=realtime,
+                                       loop=s.loop, reconnect=s.reconnect, reconnect_max_s=s.reconnect_max_s)
+            self.sources[side] = src
+            kinds[side] = src
+        ir, vis = kinds["ir"], kinds["vis"]
+        if not realtime and (ir.live or vis.live):
+            log.warning("--no-realtime applies to files, folders and synthetic sources only: pairing live sources by time")
+            for src in (ir, vis):
+                src.fifo = False
+        from pf_stream.sources.folder import FolderSource, check_folders_pair
+
+        if isinstance(ir, FolderSource) and isinstance(vis, FolderSource):
+            check_folders_pair(ir, vis)
+        for src in (ir, vis):
+            src.open()
+        fifo = ir.fifo and vis.fifo
+        self.pairer = Pairer(self.cfg.pairing.max_skew_ms / 1000.0, by="sequence" if fifo else "timestamp")
+
+    def _setup_device_warp(self) -> None:
+        """Warp on the GPU when the backend fuses there and takes tensors (TorchBackend.fuse_tensor)."""
+        use = self._warp_on_device
+        if use is None:
+            use = getattr(self._backend, "device", "cpu") != "cpu" and hasattr(self._backend, "fuse_tensor")
+        self._device_warp = TorchWarp(self.aligner, getattr(self._backend, "device", "cpu")) if use else None
+        if use:
+            log.info("aligning on %s with the fusion", self._device_warp.device)
+
+    def _teardown(self) -> None:
+        for src in self.sources.values():
+            src._stop.set()  # all at once, then join each: stopping takes one timeout, not two
+        for src in self.sources.values():
+            src.stop(timeout=0.5)
+        if self.fanout is not None:
+            self.fanout.close(timeout=1.2)
+        if self._owns_backend and self._backend is not None:
+            self._backend.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        cfg = self.cfg
+        fifo = self.pairer.by == "sequence"
+        down = {side: False for side in SIDES}
+        started = time.monotonic()
+        next_log = started + cfg.stats.log_interval_s if cfg.stats.log_interval_s > 0 else float("inf")
+        next_card = started
+        headless = not any(s.name == "display" for s in self.fanout.sinks)
+        while not self._stop.is_set():
+            if cfg.frames is not None and self.stats.outputs >= cfg.frames:
+                self.stop(f"{cfg.frames} frames done")
+                break
+            if cfg.duration_s is not None and time.monotonic() - started >= cfg.duration_s:
+                self.stop(f"{cfg.duration_s:g} s done")
+                break
+
+            # 1. take what the sources have (FIFO: one frame per side per pair, nothing skipped)
+            self._wake.wait(0.05)
+            self._wake.clear()
+            now = time.monotonic()
+            for side, src in self.sources.items():
+                if fifo and self.pairer.holds(side):
+                    continue
+                frame = src.read(timeout=0)
+                if frame is not None:
+                    self.pairer.offer(side, frame, now)
+
+            # 2. which sides have signal
+            for side, src in self.sources.items():
+                stale = not src.fifo and now - src.last_frame_at > cfg.sources.no_signal_after_s
+                is_down = (src.state != LIVE or stale) and not self.pairer.holds(side)
+                if is_down != down[side]:
+                    down[side] = is_down
+                    if is_down:
+                        why = {"lost": "lost, reconnecting", "eos": "ended"}.get(src.state, f"no frame for {cfg.sources.no_signal_after_s:g} s")
+                        log.warning("%s: NO SIGNAL (%s); the output goes on without it", side, why)
+                    else:
+                        log.warning("%s: signal back", side)
+            if self._should_end():
+                break
+
+            # 3. fuse a pair, or go on with one side, or keep the picture alive
+            pair = self.pairer.pop()
+            if pair is not None:
+                self._emit(self._process_pair(pair), "fused")
+            elif down["ir"] != down["vis"]:
+                live = "vis" if down["ir"] else "ir"
+                frame = self.pairer.take_single(live)
+                if frame is not None:
+                    self._emit(self._process_single(live, frame), "single")
+            elif down["ir"] and down["vis"] and now >= next_card:
+                next_card = now + 1.0 / self.fps
+                card = compose(cfg.view.mode, None, None, None, self.vis_size, cfg.view.labels)
+                self._emit(FusedFrame(card, now, 0), "blank")
+
+            if headless and now >= next_log:
+                next_log = now + cfg.stats.log_interval_s
+                log.info("%s", self._log_line())
+
+    def _should_end(self) -> bool:
+        srcs = list(self.sources.values())
+        if self.cfg.sources.exit_on_eos and any(s.eos for s in srcs):
+            self.stop("a source ended (--exit-on-eos)")
+            return True
+        if all(s.eos for s in srcs):
+            self.stop("every source ended")
+            return True
+        return self._stop.is_set()
+
+    def _emit(self, frame: FusedFrame, kind: str) -> None:
+        frame.seq = self._seq
+        self._seq += 1
+        if self.cfg.view.overlay:
+            if not frame.image.flags.writeable:
+                frame.image = frame.image.copy()
+            draw_overlay(frame.image, self.stats.overlay_lines())
+        self.stats.output(kind)
+        self.fanout.put(frame)
+
+    # ------------------------------------------------------------------ one picture
+
+    def _process_pair(self, pair: Pair) -> FusedFrame:
+        st = self.stats
+        st.pair(pair.skew_s, pair.capture_wait_s, time.monotonic() - pair.picked_at)
+
+        t0 = time.monotonic()
+        ir8 = self.normaliser(pair.ir.image)  # 16-bit / low-contrast IR -> 8-bit gray
+        t1 = time.monotonic()
+        st.stage("normalise", t1 - t0)
+
+        vis_bgr = self._vis_bgr(pair.vis.image)
+        vis_y, chroma = split_luma_chroma(vis_bgr)
+        if self._device_warp is None:
+            ir_aligned = self.aligner(ir8)  # into the VIS pixel grid
+            t2 = time.monotonic()
+            fused_y = self._backend.fuse(ir_aligned.astype(np.float32) * np.float32(1 / 255.0), vis_y)
+        else:
+            import torch
+
+            ir_t = self._device_warp(ir8)  # warped on the fusion device
+            t2 = time.monotonic()
+            fused_y = self._backend.fuse_tensor(ir_t, torch.from_numpy(vis_y)[None, None])[0, 0].cpu().numpy()
+            ir_aligned = None
+            if self.cfg.view.mode != "fused":
+                ir_aligned = (ir_t[0, 0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
+        t3 = time.monotonic()
+        st.stage("align", t2 - t1)
+        st.stage("fuse", t3 - t2)
+
+        fused_bgr = merge_luma_chroma(fused_y, chroma)  # fused Y + VIS colour
+        image = compose(self.cfg.view.mode, fused_bgr, ir_aligned, vis_bgr, self.vis_size, self.cfg.view.labels)
+        st.stage("compose", time.monotonic() - t3)
+        return FusedFrame(image=image, timestamp=min(pair.ir.timestamp, pair.vis.timestamp), seq=0)
+
+    def _process_single(self, side: str, frame: Frame) -> FusedFrame:
+        """One side while the other has NO SIGNAL: show what there is."""
+        ir8 = vis_bgr = None
+        if side == "ir":
+            ir8 = self.aligner(self.normaliser(frame.image))
+        else:
+            vis_bgr = self._vis_bgr(frame.image)
+        image = compose(self.cfg.view.mode, None, ir8, vis_bgr, self.vis_size, self.cfg.view.labels)
+        return FusedFrame(image=image, timestamp=frame.timestamp, seq=0)
+
+    def _vis_bgr(self, image: np.ndarray) -> np.ndarray:
+        bgr = to_bgr(image)
+        if (bgr.shape[1], bgr.shape[0]) != self.vis_size:  # a camera that came back at another size
+            bgr = cv2.resize(bgr, self.vis_size, interpolation=cv2.INTER_AREA)
+        return bgr
+
+    # ------------------------------------------------------------------ reporting
+
+    def _counts(self) -> tuple[dict, int, dict]:
+        sources = {side: src.stats.as_dict() for side, src in self.sources.items()}
+        sinks = self.fanout.as_dict() if self.fanout is not None else {}
+        return sources, (self.pairer.dropped if self.pairer else 0), sinks
+
+    def _log_line(self) -> str:
+        sources, pair_dropped, sinks = self._counts()
+        return self.stats.log_line(pair_dropped, sum(s["dropped"] for s in sources.values()),
+                                   sum(s["dropped"] for s in sinks.values()))
+
+    def report(self) -> dict:
+        sources, pair_dropped, sinks = self._counts()
+        snap = self.stats.snapshot(sources, pair_dropped, sinks)
+        snap["stop_reason"] = self.stop_reason
+        snap["config"] = {
+            "ir": self.cfg.sources.ir, "vis": self.cfg.sources.vis, "model": self.cfg.fusion.model,
+            "backend": getattr(self._backend, "name", None), "device": getattr(self._backend, "device", None),
+            "view": self.cfg.view.mode, "output_size": list(getattr(self, "out_size", ()) or ()) or None,
+        }
+        return snap
+
+
+def _build_sinks(cfg: RunConfig, on_quit) -> list[Sink]:
+    from pf_stream.sinks.factory import build_sinks
+
+    return build_sinks(cfg.outputs, on_quit=on_quit)
+
+
+def _create_backend(cfg: RunConfig) -> Backend:
+    from pf_stream.backends import create_backend
+
+    f = cfg.fusion
+    return create_backend(f.model, f.backend, f.device, f.precision, f.weights, f.threads)
+
+
+def _nominal_fps(ir: Source, vis: Source, configured: float | None) -> float:
+    """The rate sinks are told to expect: the sources' own rate when they have one."""
+    for src in (vis, ir):
+        if src.period_s:
+            return 1.0 / src.period_s
+    return configured or 30.0
