@@ -67,11 +67,16 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.weights is not None and args.model is None:
         raise UserError("--weights goes with --model, not --method")
     if args.json is not None:
-        parent = Path(args.json).resolve().parent
+        # Checked (and its folder made) before any work, so a long run cannot end unsaved.
         if Path(args.json).is_dir():
             raise UserError(f"--json {args.json} is a folder: give a file name")
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UserError(f"cannot write --json {args.json}: folder {parent} does not exist or is not writable")
+        parent = Path(args.json).resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the folder of --json {args.json}: {exc.strerror or exc}") from None
+        if not os.access(parent, os.W_OK):
+            raise UserError(f"cannot write --json {args.json}: folder {parent} is not writable")
 
 
 def _run_images(args: argparse.Namespace, fuser) -> dict:
