@@ -87,7 +87,7 @@ class ViewConfig:
 class OutputConfig:
     display: bool = False  # OpenCV window (turned off with a warning when there is no display)
     record: str | None = None  # H.264 MP4 file to record to
-    null: bool = False  # discard frames (benchmarks); chosen anyway when no other output is
+    null_sink: bool = False  # --null: discard frames (benchmarks); chosen anyway when no other output is
     rtsp: str | None = None  # serve the output at rtsp://HOST:PORT/PATH
     rtsp_user: str | None = None  # RTSP user name; the password comes from $PF_STREAM_RTSP_PASSWORD
     encoder: EncoderName = "auto"  # H.264 encoder for RTSP (and recording when it applies)

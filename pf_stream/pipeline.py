@@ -61,6 +61,7 @@ class Pipeline:
         self.fanout: Fanout | None = None
         self.pairer: Pairer | None = None
         self.stop_reason = ""
+        self.on_started: Callable[[], None] | None = None  # called once capture runs (the CLI shows its log then)
         self._seq = 0
 
     def stop(self, reason: str = "stopped") -> None:
@@ -84,10 +85,12 @@ class Pipeline:
             self.fanout = Fanout(sinks, self.stats)
             self.aligner = Aligner(cfg.align.calib)
             self.normaliser = Normaliser(cfg.normalise)
+            self._make_sources()  # cheap checks first: missing files, unknown schemes, folders that do not pair
             if self._backend is None:
                 self._backend = _create_backend(cfg)
-            self._open_sources()
             ir, vis = self.sources["ir"], self.sources["vis"]
+            for src in (ir, vis):
+                src.open()  # devices open here and read a first frame: now the sizes are known
             self.aligner.prepare(ir.frame_size, vis.frame_size)
             self.vis_size = vis.frame_size
             self.out_size = output_size(cfg.view.mode, self.vis_size)
@@ -99,22 +102,22 @@ class Pipeline:
             for src in self.sources.values():
                 src.notify_on_frame(self._wake)
                 src.start()
+            if self.on_started is not None:
+                self.on_started()
             self._loop()
         finally:
             self._teardown()
         return self.report()
 
-    def _open_sources(self) -> None:
+    def _make_sources(self) -> None:
         s = self.cfg.sources
         realtime = s.realtime
-        kinds = {}
         for side in SIDES:
             uri = getattr(s, side)
             src = self._source_factory(uri, role=side, fps=s.fps, size=s.size, fourcc=s.fourcc, realtime=realtime,
                                        loop=s.loop, reconnect=s.reconnect, reconnect_max_s=s.reconnect_max_s)
             self.sources[side] = src
-            kinds[side] = src
-        ir, vis = kinds["ir"], kinds["vis"]
+        ir, vis = self.sources["ir"], self.sources["vis"]
         if not realtime and (ir.live or vis.live):
             log.warning("--no-realtime applies to files, folders and synthetic sources only: pairing live sources by time")
             for src in (ir, vis):
@@ -123,8 +126,6 @@ class Pipeline:
 
         if isinstance(ir, FolderSource) and isinstance(vis, FolderSource):
             check_folders_pair(ir, vis)
-        for src in (ir, vis):
-            src.open()
         fifo = ir.fifo and vis.fifo
         self.pairer = Pairer(self.cfg.pairing.max_skew_ms / 1000.0, by="sequence" if fifo else "timestamp")
 

@@ -34,10 +34,10 @@ def build_sinks(out: OutputConfig, on_quit: Callable[[], None] | None = None) ->
             log.warning("--display is off: %s", reason)
         else:
             sinks.append(DisplaySink(on_quit=on_quit))
-    if out.null or not sinks:
+    if out.null_sink or not sinks:
         from pf_stream.sinks.null import NullSink
 
-        if not out.null:
+        if not out.null_sink:
             log.warning("no output chosen (--display, --record, --rtsp or --null): frames are fused and discarded")
         sinks.append(NullSink())
     return sinks
