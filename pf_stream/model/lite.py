@@ -14,6 +14,11 @@ undivided bandpass, so the cost stays low on a CPU and trivially low on a GPU:
 
 Gating keeps the output a mix of real coefficients (no hallucinated texture), and the
 small residual lets training sharpen or boost contrast where a plain mix cannot.
+
+``global_context=True`` also feeds the lowpass CNN the frame-wide means of both lowpass
+images (two constant channels).  Convolutions only see a neighbourhood, but brightness
+decisions (how much of the IR's thermal contrast to add on top of the visible scene, and
+around which level) depend on the frame's overall exposure; the shipped weights use it.
 """
 
 from __future__ import annotations
@@ -61,13 +66,16 @@ class LiteFusion(nn.Module):
         low_width: int = 16,
         fine_ctx: int = 4,
         dir_kernel: int = 9,
+        global_context: bool = False,
     ):
         super().__init__()
         levels, widths = tuple(levels), tuple(widths)
         if levels[-1] != 0 or len(widths) != len(levels) - 1:
             raise ValueError("lite: the finest level must be undivided (levels[-1] == 0) and widths must cover the others")
         self.contourlet = Contourlet(channels=1, levels=levels, dir_kernel=dir_kernel)
-        self.low = nn.Sequential(_conv(2, low_width), nn.LeakyReLU(0.1), _conv(low_width, low_width), nn.LeakyReLU(0.1))
+        self.global_context = bool(global_context)
+        low_in = 4 if self.global_context else 2
+        self.low = nn.Sequential(_conv(low_in, low_width), nn.LeakyReLU(0.1), _conv(low_width, low_width), nn.LeakyReLU(0.1))
         self.low_gate = nn.Conv2d(low_width, 1, 1)
         self.low_residual = nn.Conv2d(low_width, 1, 1)
         nets, ctx = [], low_width
@@ -87,7 +95,12 @@ class LiteFusion(nn.Module):
         ir_low, ir_bands = self.contourlet.decompose(ir)
         vis_low, vis_bands = self.contourlet.decompose(vis)
 
-        ctx = self.low(torch.cat([ir_low, vis_low], dim=1))
+        parts = [ir_low, vis_low]
+        if self.global_context:
+            # Frame-wide means as constant planes (ReduceMean + Expand in ONNX, any size).
+            parts += [ir_low.mean(dim=(2, 3), keepdim=True).expand_as(ir_low),
+                      vis_low.mean(dim=(2, 3), keepdim=True).expand_as(vis_low)]
+        ctx = self.low(torch.cat(parts, dim=1))
         g = torch.sigmoid(self.low_gate(ctx))
         low = g * ir_low + (1.0 - g) * vis_low + self.low_residual(ctx)
 
