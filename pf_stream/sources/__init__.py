@@ -59,6 +59,9 @@ def resolve(uri: str) -> tuple[str, str, str]:
         raise UserError("empty source: give a URI such as cam0, clip.mp4, frames/, rtsp://... or synthetic://")
     m = re.match(r"([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)", uri, re.S)
     if m is None:
+        head, _, query = uri.partition("?")
+        if re.fullmatch(r"(cam)?\d+|/dev/video\d+", head):
+            return "camera", head, query  # cam0?size=640x512&fourcc=Y16
         return _resolve_bare(uri), uri, ""
     scheme, rest = m.group(1).lower(), m.group(2)
     if scheme not in SCHEMES:

@@ -55,16 +55,16 @@ class CameraSource(Source):
         self.target = parse_camera(uri)
         self.size = parse_size(size) if isinstance(size, str) else size
         self.fps = float(fps) if fps else None
-        self.fourcc = fourcc.upper() if fourcc else None
+        self.fourcc = fourcc.upper().ljust(4) if fourcc else None  # V4L2 pads short codes: "Y16 "
         if self.fourcc is not None and len(self.fourcc) != 4:
-            raise UserError(f"fourcc must be 4 characters (MJPG, YUYV, Y16 ...), got {fourcc!r}")
+            raise UserError(f"fourcc must be up to 4 characters (MJPG, YUYV, Y16 ...), got {fourcc!r}")
         self._factory = capture_factory or default_capture_factory
         self._injected = capture_factory is not None
         self._cap = None
 
     @property
     def raw16(self) -> bool:
-        return self.fourcc is not None and self.fourcc.strip() in ("Y16", "Y16 ")
+        return self.fourcc == "Y16 "
 
     def _device_path(self) -> str | None:
         if isinstance(self.target, str):
@@ -81,7 +81,7 @@ class CameraSource(Source):
             raise SourceLost(f"camera {device or self.target} cannot be opened (unplugged, or used by another program?)")
         # Order matters for V4L2: format first, then size, then rate.
         if self.fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc.ljust(4)))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
         if self.raw16:
             cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         if self.size:

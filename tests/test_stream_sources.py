@@ -1,0 +1,369 @@
+"""Sources: URI registry, capture threads (latest frame / FIFO), reconnect, and every kind on real data.
+
+There is no camera on these machines, so the camera path (index, device path, Y16,
+reconnect) runs against a fake ``cv2.VideoCapture`` injected through ``capture_factory``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from pf_stream.errors import UserError
+from pf_stream.sources import EOS, LIVE, open_source
+from pf_stream.sources.camera import parse_camera
+from pf_stream.sources.folder import FolderSource, check_folders_pair
+from pf_stream.sources.gst import APPSINK_TAIL, pipeline_description
+from pf_stream.sources.rtsp import _strip_our_query
+from pf_stream.sources.base import redact_uri
+
+
+def _drain(src, n: int, timeout: float = 5.0) -> list:
+    frames, deadline = [], time.monotonic() + timeout
+    while len(frames) < n and time.monotonic() < deadline:
+        f = src.read(timeout=0.2)
+        if f is not None:
+            frames.append(f)
+    return frames
+
+
+# ----------------------------------------------------------------------------- fake camera
+
+
+class FakeCapture:
+    """Behaves like cv2.VideoCapture on a V4L2 camera; ``fail_after`` frames then 'unplugged'."""
+
+    def __init__(self, width=64, height=48, raw16=False, fail_after=None, opened=True):
+        self.props = {cv2.CAP_PROP_FRAME_WIDTH: width, cv2.CAP_PROP_FRAME_HEIGHT: height}
+        self.calls = []
+        self.raw16, self.fail_after, self.opened = raw16, fail_after, opened
+        self.n = 0
+        self.released = False
+
+    def isOpened(self):
+        return self.opened
+
+    def set(self, prop, value):
+        self.calls.append((prop, value))
+        self.props[prop] = value
+        return True
+
+    def get(self, prop):
+        return self.props.get(prop, 0)
+
+    def read(self):
+        if self.fail_after is not None and self.n >= self.fail_after:
+            return False, None
+        self.n += 1
+        time.sleep(0.005)  # a camera blocks until its next frame
+        w, h = int(self.props[cv2.CAP_PROP_FRAME_WIDTH]), int(self.props[cv2.CAP_PROP_FRAME_HEIGHT])
+        if self.raw16:
+            counts = (np.arange(w * h, dtype=np.uint16).reshape(h, w) + 30000).astype("<u2")
+            return True, counts.view(np.uint8).reshape(1, -1)  # what some V4L2 drivers hand OpenCV for Y16
+        return True, np.full((h, w, 3), self.n % 256, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+def test_camera_uris_parse():
+    assert parse_camera("cam0") == 0
+    assert parse_camera("2") == 2
+    assert parse_camera("v4l2://1") == 1
+    assert parse_camera("v4l2:///dev/video3") == "/dev/video3"
+    assert parse_camera("/dev/video4") == "/dev/video4"
+
+
+def test_camera_by_index_sets_size_fps_fourcc_before_reading():
+    made = []
+
+    def factory(target, api):
+        made.append((target, api, FakeCapture()))
+        return made[-1][2]
+
+    src = open_source("cam0?size=64x48&fps=25&fourcc=MJPG", role="vis", capture_factory=factory)
+    with src:
+        frames = _drain(src, 3)
+    target, api, cap = made[0]
+    assert (target, api) == (0, cv2.CAP_V4L2)
+    settings = dict(cap.calls)
+    assert settings[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+    assert (settings[cv2.CAP_PROP_FRAME_WIDTH], settings[cv2.CAP_PROP_FRAME_HEIGHT], settings[cv2.CAP_PROP_FPS]) == (64, 48, 25.0)
+    assert len(frames) == 3
+    assert [f.seq for f in frames] == sorted({f.seq for f in frames})
+    assert all(b.timestamp > a.timestamp for a, b in zip(frames, frames[1:]))
+    assert frames[0].image.shape == (48, 64, 3) and frames[0].source == "vis"
+
+
+def test_camera_settings_order_and_device_path():
+    caps = []
+
+    def factory(target, api):
+        caps.append(FakeCapture())
+        assert target == "/dev/video7"
+        return caps[-1]
+
+    with open_source("v4l2:///dev/video7", size="64x48", fps=30.0, fourcc="YUYV", capture_factory=factory) as src:
+        assert _drain(src, 2)
+    props = [p for p, _ in caps[0].calls]
+    assert props[:4] == [cv2.CAP_PROP_FOURCC, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS]
+    assert dict(caps[0].calls)[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"YUYV")
+    assert caps[0].released
+
+
+def test_camera_y16_keeps_sixteen_bits():
+    fake = FakeCapture(width=32, height=16, raw16=True)
+    with open_source("cam1", fourcc="Y16", capture_factory=lambda t, a: fake) as src:
+        (frame,) = _drain(src, 1)
+    assert (cv2.CAP_PROP_CONVERT_RGB, 0) in fake.calls
+    assert frame.image.dtype == np.uint16 and frame.image.shape == (16, 32)
+    assert frame.image[0, 0] == 30000 and frame.image[15, 31] == 30000 + 32 * 16 - 1
+
+
+def test_camera_reconnects_after_unplug_and_counts_it():
+    caps = [FakeCapture(fail_after=3), FakeCapture()]
+    made = []
+
+    def factory(target, api):
+        made.append(target)
+        if len(made) == 2:  # first reopen attempt: still unplugged
+            return FakeCapture(opened=False)
+        return caps.pop(0)
+
+    src = open_source("cam0", capture_factory=factory, reconnect_max_s=0.3)
+    with src:
+        frames = _drain(src, 8, timeout=10)
+        assert src.state == LIVE
+    assert len(frames) == 8
+    assert src.stats.reconnects == 1
+    assert len(made) == 3  # first open, one failed reopen, one good reopen
+    assert [f.seq for f in frames] == sorted(f.seq for f in frames)
+
+
+def test_camera_that_cannot_open_is_a_user_error():
+    src = open_source("cam3", capture_factory=lambda t, a: FakeCapture(opened=False))
+    with pytest.raises(UserError, match="camera 3 cannot be opened|/dev/video3 cannot be opened"):
+        src.start()
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+def test_synthetic_is_deterministic_and_ir_vis_show_the_same_targets():
+    a = open_source("synthetic://?size=160x128&seed=3&frames=5", role="ir", realtime=False)
+    b = open_source("synthetic://?size=160x128&seed=3&frames=5", role="ir", realtime=False)
+    v = open_source("synthetic://?size=160x128&seed=3&frames=5", role="vis", realtime=False)
+    with a, b, v:
+        fa, fb, fv = _drain(a, 5), _drain(b, 5), _drain(v, 5)
+    assert [f.seq for f in fa] == list(range(5))
+    for x, y in zip(fa, fb):
+        np.testing.assert_array_equal(x.image, y.image)
+    assert fa[0].image.shape == (128, 160) and fv[0].image.shape == (128, 160, 3)
+    assert not np.array_equal(fa[0].image, fa[4].image)  # it moves
+    # Warm targets: the hottest IR pixels sit where the VIS is (slightly) darker than its background.
+    ir = fa[2].image.astype(np.float32)
+    hot = ir > np.percentile(ir, 99)
+    assert hot.any() and ir[hot].mean() > ir.mean() + 60
+
+
+def test_synthetic_sixteen_bit_is_a_narrow_band():
+    with open_source("synthetic://?size=64x64&bits=16&frames=1", role="ir", realtime=False) as src:
+        (frame,) = _drain(src, 1)
+    img = frame.image
+    assert img.dtype == np.uint16 and 28000 <= img.min() and img.max() < 28000 + 256 * 12 + 40
+
+
+def test_latest_frame_slot_drops_old_frames_and_never_repeats_one():
+    with open_source("synthetic://?size=64x48&fps=200", role="ir") as src:
+        seen = []
+        for _ in range(6):
+            time.sleep(0.05)  # a slow consumer
+            f = src.read(timeout=1.0)
+            seen.append(f.seq)
+        assert src.stats.dropped > 0
+    assert seen == sorted(set(seen))  # strictly increasing: the same frame is never returned twice
+    assert seen[-1] - seen[0] > len(seen)  # and we got the newest ones, not a backlog
+
+
+def test_fifo_mode_gives_every_frame_in_order_then_eos():
+    with open_source("synthetic://?size=64x48&frames=40", role="vis", realtime=False) as src:
+        time.sleep(0.1)  # the producer gets ahead: back-pressure, not drops
+        frames = _drain(src, 40)
+        assert src.read(timeout=0.5) is None
+        deadline = time.monotonic() + 2
+        while src.state != EOS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert src.eos
+    assert [f.seq for f in frames] == list(range(40))
+    assert src.stats.dropped == 0
+
+
+# ----------------------------------------------------------------------------- folders and files
+
+
+def test_folder_sorts_naturally_keeps_16_bit_and_skips_corrupt_files(tmp_path):
+    for i in (1, 2, 10):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((8, 8), 1000 * i, np.uint16))
+    (tmp_path / "f3.png").write_bytes(b"not a png at all")
+    src = open_source(str(tmp_path), role="ir", realtime=False)
+    assert [p.name for p in src.files] == ["f1.png", "f2.png", "f3.png", "f10.png"]
+    with src:
+        frames = _drain(src, 3)
+        assert src.read(timeout=0.3) is None
+    assert [int(f.image[0, 0]) for f in frames] == [1000, 2000, 10000]
+    assert frames[0].image.dtype == np.uint16
+    assert src.stats.errors == 1
+
+
+def test_folders_that_do_not_pair_say_which_names(tmp_path):
+    (tmp_path / "ir").mkdir()
+    (tmp_path / "vi").mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "ir" / f"{name}.png"), np.zeros((4, 4), np.uint8))
+    cv2.imwrite(str(tmp_path / "vi" / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(UserError, match=r"do not pair by file name: 1 only in .*ir \(e.g. b\)"):
+        check_folders_pair(FolderSource(str(tmp_path / "ir")), FolderSource(str(tmp_path / "vi")))
+
+
+def write_video(path, frames: int, size=(64, 48), fps=30, gray=False) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            img = np.full((size[1], size[0], 3), (i * 7) % 256, np.uint8)
+            img[:, : size[0] // 2, 2] = 200 if not gray else img[:, : size[0] // 2, 2]
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_video_file_every_frame_in_fifo_mode_ir_as_gray(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, 25)
+    with open_source(f"file://{path}", role="ir", realtime=False) as ir, open_source(str(path), role="vis", realtime=False) as vis:
+        fi, fv = _drain(ir, 25), _drain(vis, 25)
+        assert ir.read(timeout=0.3) is None
+    assert len(fi) == len(fv) == 25
+    assert fi[0].image.shape == (48, 64) and fv[0].image.shape == (48, 64, 3)
+    assert ir.period_s == pytest.approx(1 / 30)
+
+
+def test_video_realtime_is_paced_at_its_frame_rate(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, 12, fps=20)
+    with open_source(str(path), role="vis") as src:
+        frames = _drain(src, 12, timeout=5)
+    gaps = np.diff([f.timestamp for f in frames])
+    assert len(frames) >= 10
+    assert np.median(gaps) > 0.03  # about 50 ms apart, not as fast as it decodes (not a timing bound: a floor)
+
+
+def test_truncated_video_is_read_as_far_as_it_goes(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_video(path, 30, size=(128, 96))
+    # Fragment it away: keep the header and about half of the data.
+    data = path.read_bytes()
+    broken = tmp_path / "broken.mkv"
+    with __import__("av").open(str(path)) as src_c, __import__("av").open(str(broken), "w") as dst:
+        s_in = src_c.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        for packet in src_c.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            dst.mux(packet)
+    raw = broken.read_bytes()
+    cut = bytearray(raw[: len(raw) * 2 // 3])
+    cut[len(cut) // 2 : len(cut) // 2 + 400] = b"\x00" * 400  # garbage in the middle too
+    broken.write_bytes(bytes(cut))
+    assert data
+    with open_source(str(broken), role="vis", realtime=False) as src:
+        frames = _drain(src, 30, timeout=3)
+        deadline = time.monotonic() + 3
+        while not src.eos and time.monotonic() < deadline:
+            src.read(timeout=0.1)
+        assert src.eos  # the file ended; the thread did not die on bad data
+    assert 3 <= len(frames) < 30
+
+
+def test_missing_and_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        open_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(UserError, match="not found"):
+        open_source(str(tmp_path / "nope"))
+    with pytest.raises(UserError, match=r"unknown source scheme 'rstp://' \(did you mean 'rtsp'\?\)"):
+        open_source("rstp://host/stream")
+    with pytest.raises(UserError, match=r"unknown option 'sed' .*\(did you mean 'seed'\?\)"):
+        open_source("synthetic://?sed=1")
+    (tmp_path / "fake.mp4").write_bytes(b"\x00" * 1000)
+    with pytest.raises(UserError, match="cannot open .* as a video"):
+        open_source(str(tmp_path / "fake.mp4")).start()
+    img = tmp_path / "one.png"
+    cv2.imwrite(str(img), np.zeros((4, 4), np.uint8))
+    with pytest.raises(UserError, match="single image"):
+        open_source(str(img))
+
+
+# ----------------------------------------------------------------------------- network and GStreamer
+
+
+def test_rtsp_query_and_password_handling():
+    assert _strip_our_query("rtsp://h:554/s?channel=1&transport=udp&timeout_s=2") == "rtsp://h:554/s?channel=1"
+    assert redact_uri("rtsp://admin:secret@10.0.0.2:554/live") == "rtsp://admin:***@10.0.0.2:554/live"
+
+
+def test_rtsp_server_that_is_not_there_fails_fast_as_user_error():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = open_source(f"rtsp://user:pw@127.0.0.1:{port}/live?timeout_s=2", role="vis")
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as err:
+        src.start()
+    assert time.monotonic() - t0 < 10
+    assert "pw" not in str(err.value) and "cannot connect" in str(err.value)
+
+
+def test_gst_pipeline_description():
+    assert pipeline_description("gst://videotestsrc ! video/x-raw,width=64,height=48") == (
+        f"videotestsrc ! video/x-raw,width=64,height=48 ! {APPSINK_TAIL}")
+    own = "gst://videotestsrc ! appsink name=mine"
+    assert pipeline_description(own) == "videotestsrc ! appsink name=mine"
+    with pytest.raises(UserError):
+        pipeline_description("gst://")
+
+
+def test_gst_source_reads_frames_from_a_real_pipeline():
+    pytest.importorskip("gi", reason="PyGObject is not installed (pip install 'pf-stream[rtsp]')")
+    uri = "gst://videotestsrc is-live=true pattern=ball ! video/x-raw,width=96,height=64,framerate=30/1"
+    with open_source(uri, role="vis") as src:
+        frames = _drain(src, 5)
+    assert len(frames) == 5 and frames[0].image.shape == (64, 96, 3)
+    gray16 = "gst://videotestsrc is-live=true ! video/x-raw,format=GRAY16_LE,width=40,height=30,framerate=30/1"
+    with open_source(gray16, role="ir") as src:
+        (frame,) = _drain(src, 1)
+    assert frame.image.dtype == np.uint16 and frame.image.shape == (30, 40)
+    with pytest.raises(UserError, match="bad GStreamer pipeline|cannot start"):
+        open_source("gst://nosuchelement ! fakesink2", role="vis").start()
+
+
+def test_stop_returns_quickly_even_when_the_device_blocks():
+    class Slow(FakeCapture):
+        def read(self):
+            time.sleep(0.3)
+            return super().read()
+
+    src = open_source("cam0", role="slowcam", capture_factory=lambda t, a: Slow())
+    src.start()
+    t0 = time.monotonic()
+    src.stop(timeout=1.0)
+    assert time.monotonic() - t0 < 1.5
+    assert not [t for t in threading.enumerate() if t.name == "capture-slowcam"]
