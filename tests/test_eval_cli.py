@@ -141,6 +141,7 @@ def _broken_setups(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "unknown model": (["--data", str(good), "--model", "lyte"], "did you mean 'lite'"),
         "no input": (["--method", "max"], "one of the arguments --data --sequence is required"),
         "weights with method": (["--data", str(good), "--method", "max", "--weights", "w.safetensors"], "--weights goes with --model"),
+        "save over inputs": (["--data", str(good), "--method", "max", "--save-dir", str(good / "vi")], "would write over the inputs"),
         "sequence without pairs": (["--sequence", str(empty.parent / "good" / "ir"), "--method", "max"], "no sequence found"),
     }
 

@@ -60,6 +60,10 @@ def _check_args(args: argparse.Namespace) -> None:
                 raise UserError(f"{flag} works with --data only")
     elif args.max_frames is not None:
         raise UserError("--max-frames works with --sequence only")
+    if args.save_dir is not None and args.data is not None:
+        save, data = Path(args.save_dir).resolve(), Path(args.data).resolve()
+        if save in (data, data / "ir", data / "vi"):
+            raise UserError(f"--save-dir {args.save_dir} would write over the inputs in {args.data}: choose another folder")
     if args.save_colour and args.save_dir is None:
         raise UserError("--save-colour needs --save-dir")
     if args.max_frames is not None and args.max_frames < 2:
