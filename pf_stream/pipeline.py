@@ -128,6 +128,7 @@ class Pipeline:
             check_folders_pair(ir, vis)
         fifo = ir.fifo and vis.fifo
         self.pairer = Pairer(self.cfg.pairing.max_skew_ms / 1000.0, by="sequence" if fifo else "timestamp")
+        self.fanout.lossless = fifo  # offline over files: every fused frame reaches every sink
 
     def _setup_device_warp(self) -> None:
         """Warp on the GPU when the backend fuses there and takes tensors (TorchBackend.fuse_tensor)."""
@@ -188,8 +189,6 @@ class Pipeline:
                         log.warning("%s: NO SIGNAL (%s); the output goes on without it", side, why)
                     else:
                         log.warning("%s: signal back", side)
-            if self._should_end():
-                break
 
             # 3. fuse a pair, or go on with one side, or keep the picture alive
             pair = self.pairer.pop()
@@ -205,6 +204,8 @@ class Pipeline:
                 card = compose(cfg.view.mode, None, None, None, self.vis_size, cfg.view.labels)
                 self._emit(FusedFrame(card, now, 0), "blank")
 
+            if self._should_end():
+                break
             if headless and now >= next_log:
                 next_log = now + cfg.stats.log_interval_s
                 log.info("%s", self._log_line())
@@ -214,7 +215,7 @@ class Pipeline:
         if self.cfg.sources.exit_on_eos and any(s.eos for s in srcs):
             self.stop("a source ended (--exit-on-eos)")
             return True
-        if all(s.eos for s in srcs):
+        if all(s.eos for s in srcs) and not any(self.pairer.holds(side) for side in SIDES):
             self.stop("every source ended")
             return True
         return self._stop.is_set()

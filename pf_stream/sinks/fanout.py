@@ -1,6 +1,6 @@
 """One output stream, many sinks: each sink in its own thread with a latest-frame handoff.
 
-The fusion loop calls :meth:`Fanout.put` and returns at once.  Each sink's thread takes
+The fusion loop calls :meth:`Fanout.put` and (live runs) returns at once.  Each sink's thread takes
 the newest frame it has not written yet; if the sink is slower than the stream, the
 frame it had not started on is replaced (and counted as dropped).  A slow encoder or a
 stalled display therefore costs frames on that sink only, never fusion speed or the
@@ -39,14 +39,16 @@ class _SinkWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, frame: FusedFrame) -> None:
+    def put(self, frame: FusedFrame, wait: bool = False) -> None:
         with self._cond:
+            if wait:  # lossless: wait until the sink has taken the previous frame
+                self._cond.wait_for(lambda: self._frame is None or self.failed is not None or self._closing)
             if self.failed:
                 return
             if self._frame is not None:
                 self.dropped += 1
             self._frame = frame
-            self._cond.notify()
+            self._cond.notify_all()
 
     def _run(self) -> None:
         try:
@@ -54,13 +56,16 @@ class _SinkWorker:
                 with self._cond:
                     self._cond.wait_for(lambda: self._frame is not None or self._closing)
                     frame, self._frame = self._frame, None
+                    self._cond.notify_all()  # a lossless put() may be waiting for the slot
                 if frame is None:  # closing and nothing left
                     break
                 t0 = time.monotonic()
                 try:
                     self.sink.write(frame)
                 except Exception as exc:  # a full disk, a dead display: this sink stops, the run goes on
-                    self.failed = f"{type(exc).__name__}: {exc}"
+                    with self._cond:
+                        self.failed = f"{type(exc).__name__}: {exc}"
+                        self._cond.notify_all()
                     log.error("output %s failed and is switched off: %s", self.sink.name, self.failed)
                     break
                 self.written += 1
@@ -88,9 +93,13 @@ class _SinkWorker:
 
 
 class Fanout:
-    def __init__(self, sinks: list[Sink], stats: PipelineStats | None = None):
+    """``lossless=True`` (offline runs over files, ``--no-realtime``): ``put`` waits for the
+    slowest sink instead of dropping, so a recording gets every frame."""
+
+    def __init__(self, sinks: list[Sink], stats: PipelineStats | None = None, lossless: bool = False):
         self.sinks = list(sinks)
         self.stats = stats
+        self.lossless = lossless
         self._workers = [_SinkWorker(s, stats) for s in self.sinks]
         self._opened = False
 
@@ -104,7 +113,7 @@ class Fanout:
 
     def put(self, frame: FusedFrame) -> None:
         for worker in self._workers:
-            worker.put(frame)
+            worker.put(frame, wait=self.lossless)
 
     def close(self, timeout: float = 1.5) -> None:
         """Drain (each sink writes its last frame), close and join every sink within ``timeout`` overall."""

@@ -61,6 +61,15 @@ class CameraSource(Source):
         self._factory = capture_factory or default_capture_factory
         self._injected = capture_factory is not None
         self._cap = None
+        try:
+            self._check_device_exists()  # fail in a blink, before any model is loaded
+        except SourceLost as exc:
+            raise UserError(f"{self.name} source {uri}: {exc}") from None
+
+    def _check_device_exists(self) -> None:
+        device = self._device_path()
+        if not self._injected and device and sys.platform.startswith("linux") and not Path(device).exists():
+            raise SourceLost(f"no camera at {device} (ls /dev/video* lists the cameras this machine sees)")
 
     @property
     def raw16(self) -> bool:
@@ -72,9 +81,8 @@ class CameraSource(Source):
         return f"/dev/video{self.target}" if sys.platform.startswith("linux") else None
 
     def _open(self) -> None:
+        self._check_device_exists()
         device = self._device_path()
-        if not self._injected and device and sys.platform.startswith("linux") and not Path(device).exists():
-            raise SourceLost(f"no camera at {device} (ls /dev/video* lists the cameras this machine sees)")
         api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
         cap = self._factory(self.target, api)
         if cap is None or not cap.isOpened():
