@@ -110,7 +110,7 @@ def test_hardware_and_openh264_chains(key, expect):
 def test_media_launch_has_non_blocking_appsrc_and_safe_payloader():
     text = media_launch("x264", EncoderSettings(4000, 30), 640, 512, 30)
     assert text.startswith("( ") and text.endswith(" )")
-    for part in ("appsrc name=src", "is-live=true", "do-timestamp=true", "block=false", "max-bytes=0",
+    for part in ("appsrc name=src", "is-live=true", "format=time", "block=false", "max-bytes=0",
                  "max-buffers=2", "leaky-type=downstream", "format=I420,width=640,height=512,framerate=30/1",
                  "rtph264pay name=pay0", "config-interval=1"):
         assert part in text, part
@@ -150,7 +150,7 @@ def test_auto_picks_a_working_encoder_and_says_when_it_falls_back(gst, caplog):
     spec = select_encoder(gst, "auto")
     assert try_encoder(gst, spec.key) is None
     if spec.key != "nvv4l2":  # skipped a hardware encoder: the user is told
-        assert any("encoding with" in r.message for r in caplog.records)
+        assert any("falling back to " + spec.element in r.getMessage() for r in caplog.records)
 
 
 def test_explicit_missing_encoder_is_an_error_with_a_hint(gst):

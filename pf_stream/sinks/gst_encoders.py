@@ -121,11 +121,11 @@ def media_launch(key: str, settings: EncoderSettings, width: int, height: int, f
     """The launch text of the RTSP media: appsrc → encoder → RTP payloader ``pay0``.
 
     appsrc never blocks the caller and keeps at most two frames (a viewer that cannot keep
-    up loses old frames, never adds delay); do-timestamp stamps buffers on arrival, which
-    is the lowest-latency choice for a live source.
+    up loses old frames, never adds delay).  The sink timestamps buffers itself (running
+    time on arrival, at least one frame period apart; see rtsp.py), so no do-timestamp.
     """
     return (
-        "( appsrc name=src is-live=true do-timestamp=true format=time block=false "
+        "( appsrc name=src is-live=true format=time block=false "
         "max-bytes=0 max-buffers=2 leaky-type=downstream "
         f"caps={raw_caps(width, height, fps)} ! "
         f"{encoder_chain(key, settings)} ! h264parse ! "
@@ -207,7 +207,7 @@ def select_encoder(gst: SimpleNamespace, choice: str) -> EncoderSpec:
         if why is None:
             spec = ENCODERS[key]
             if skipped:
-                log.warning("rtsp: no %s; encoding with %s on the %s", " / no ".join(skipped), spec.element, spec.hardware)
+                log.warning("rtsp: %s not usable here; falling back to %s (%s)", ", ".join(skipped), spec.element, spec.hardware)
             return spec
         skipped.append(ENCODERS[key].element)
         log.debug("rtsp: encoder %s unusable: %s", key, why)

@@ -91,7 +91,7 @@ class RtspSink(Sink):
         self._server = RtspServer(gst, address, self._launch_text, credentials)
         self.port = self._server.port
         self.url = address.client_url(self.port)
-        where = " (all interfaces)" if address.all_interfaces else ""
+        where = " (listening on all interfaces: other machines use this one's address)" if address.all_interfaces else ""
         auth = f", basic auth as {user!r}" if user is not None else ""
         log.info("rtsp: serving %s%s with %s%s", self.url, where, self._encoder.element, auth)
 
@@ -171,50 +171,77 @@ class RtspSink(Sink):
         return media_launch(self._encoder.key, settings, width, height, fps)
 
     def _run_clock(self) -> None:
-        """While somebody watches, push each new frame as soon as it is written, and repeat
-        the last one at the output rate when none comes (a slow model, a stalled source)."""
+        """While somebody watches, push frames into the encoder, paced at the output rate.
+
+        A new frame goes out as soon as it is written, unless the previous push was less
+        than one period ago: then it waits for the rest of that period (and whatever frame
+        is newest by then goes).  With no new frame for 1.5 periods (a slow model, a stalled
+        source) the last picture is repeated every period.  Pushes are therefore at least a
+        period apart — timestamps stay evenly spaced for players — and never wait longer
+        than needed for a new frame.
+        """
         Gst = self._gst.Gst
         width, height, fps = self._geometry
         period = 1.0 / fps
         shown: tuple[str, FusedFrame | None] | None = None  # what `data` holds
         data = b""
-        last_push, wait = 0.0, period
+        last_push, repeat_after = 0.0, period
+        period_ns = int(period * Gst.SECOND)
+        stamped_for, pts = None, None  # the appsrc our timestamps belong to, and the last one
         while True:
             with self._new_frame:
-                # Wake on a new frame (lowest latency) or when the period is up (repeat).
                 self._new_frame.wait_for(
-                    lambda: self._stop.is_set() or self._fresh, timeout=max(0.0, last_push + wait - time.monotonic())
+                    lambda: self._stop.is_set() or self._fresh,
+                    timeout=max(0.0, last_push + repeat_after - time.monotonic()),
                 )
-                # After a new frame, allow some jitter before repeating it; then repeat
-                # at the output rate.
-                wait = 1.5 * period if self._fresh else period
-                self._fresh = False
-            if self._stop.is_set():
+                fresh = self._fresh
+            # Pace: at most one push per period (wakes early only to stop).
+            if self._stop.wait(max(0.0, last_push + period - time.monotonic())):
                 return
+            state = self._take()
             last_push = time.monotonic()
+            # After a new frame, allow some jitter before repeating it.
+            repeat_after = 1.5 * period if fresh else period
             appsrc = self._server.appsrc
             if appsrc is None:
                 shown = None  # nobody watches: convert nothing, push nothing
                 continue
-            state = self._state()
             if shown is None or state[0] != shown[0] or state[1] is not shown[1]:
                 data = cv2.cvtColor(_picture(state, width, height), cv2.COLOR_BGR2YUV_I420).tobytes()
                 shown = state
                 self.frames_converted += 1
+            if appsrc is not stamped_for:  # a new pipeline: its running time starts afresh
+                stamped_for, pts = appsrc, None
+            pts = _next_pts(appsrc, pts, period_ns)
             buf = Gst.Buffer.new_wrapped(data)
-            buf.duration = int(period * Gst.SECOND)
+            buf.pts, buf.duration = pts, period_ns
             appsrc.emit("push-buffer", buf)
             self.frames_pushed += 1
 
-    def _state(self) -> tuple[str, FusedFrame | None]:
-        """What viewers should see now: ('waiting', None), ('live', frame) or ('no-signal', frame)."""
+    def _take(self) -> tuple[str, FusedFrame | None]:
+        """What viewers should see now — ('waiting', None), ('live', frame) or ('no-signal', frame) —
+        marking the newest frame as taken."""
         with self._new_frame:
             frame, at = self._latest, self._latest_at
+            self._fresh = False
         if frame is None:
             return "waiting", None
         if time.monotonic() - at > self._no_signal_after_s:
             return "no-signal", frame
         return "live", frame
+
+
+def _next_pts(appsrc, last: int | None, period_ns: int) -> int:
+    """Timestamp for the next buffer: the pipeline's running time now, but at least one
+    period after the previous one.
+
+    Stamping on arrival keeps latency lowest; the one-period floor keeps timestamps strictly
+    spaced even when this thread was briefly descheduled, so players and recorders that
+    round to the frame rate never see two frames in one slot.
+    """
+    clock = appsrc.get_clock()
+    now = clock.get_time() - appsrc.get_base_time() if clock is not None else 0
+    return now if last is None else max(now, last + period_ns)
 
 
 def _picture(state: tuple[str, FusedFrame | None], width: int, height: int) -> np.ndarray:
