@@ -199,6 +199,7 @@ class Source(ABC):
                 pending = None
             except FrameSkipped as exc:
                 self.stats.errors += 1
+                self._seq += 1  # the frame's number stays used: replayed IR/VIS keep pairing by index
                 log.debug("%s: skipped a frame: %s", self.name, exc)
                 continue
             except SourceLost as exc:
