@@ -70,6 +70,8 @@ class Pipeline:
             self.stop_reason = reason
         self._stop.set()
         self._wake.set()
+        if self.fanout is not None:
+            self.fanout.interrupt()
 
     # ------------------------------------------------------------------ set-up and tear-down
 

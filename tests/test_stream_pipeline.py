@@ -315,6 +315,18 @@ def test_exit_on_eos_and_one_side_ending_without_it():
     assert report["stop_reason"] == "1 s done" and report["single_side"] > 10
 
 
+def test_overlay_draws_stats_on_the_picture():
+    pictures = []
+    for overlay in (False, True):
+        sink = CollectSink()
+        cfg = _config("synthetic://?size=160x128&frames=4", "synthetic://?size=160x128&frames=4", sources__realtime=False,
+                      view__overlay=overlay)
+        Pipeline(cfg, backend=MaxBackend(), sinks=[sink]).run()
+        pictures.append(sink.frames[-1].image.astype(int))
+    diff = np.abs(pictures[0] - pictures[1]).sum(axis=2) > 0
+    assert diff[-40:, :100].any() and not diff[:60].any()  # text in the bottom-left corner only
+
+
 def test_stop_from_another_thread_ends_the_run_promptly():
     cfg = _config("synthetic://?size=64x48", "synthetic://?size=64x48")
     pipeline = Pipeline(cfg, backend=MaxBackend(), sinks=[CollectSink()])

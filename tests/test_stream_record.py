@@ -59,10 +59,12 @@ def test_readme_command_headless(tmp_path):
     """The README's first command, with the fast 'classic' model and a small frame."""
     out, stats = tmp_path / "out" / "demo.mp4", tmp_path / "stats.json"
     proc = subprocess.run(PF_STREAM + ["--ir", "synthetic://", "--vis", "synthetic://", "--size", "320x256", "--frames", "30",
-                                       "--record", str(out), "--model", "classic", "--display", "--stats-json", str(stats)],
+                                       "--record", str(out), "--model", "classic", "--display", "--stats-json", str(stats),
+                                       "--stats-interval", "0.3"],
                           capture_output=True, text=True, cwd=REPO, timeout=120, env=_headless_env())
     assert proc.returncode == 0, proc.stderr
     assert "--display is off: no display" in proc.stderr  # a warning, not a crash
+    assert " fps | glass-to-glass p50 " in proc.stderr  # the periodic headless stats line
     report = json.loads(stats.read_text())
     assert report["frames"] == 30 and report["sinks"]["record"]["written"] == 30
     frames = decode(out)

@@ -33,6 +33,7 @@ class _SinkWorker:
         self.failed: str | None = None
         self._frame: FusedFrame | None = None
         self._closing = False
+        self.interrupted = False  # stop waiting in a lossless put (the run is being stopped)
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
 
@@ -42,7 +43,7 @@ class _SinkWorker:
     def put(self, frame: FusedFrame, wait: bool = False) -> None:
         with self._cond:
             if wait:  # lossless: wait until the sink has taken the previous frame
-                self._cond.wait_for(lambda: self._frame is None or self.failed is not None or self._closing)
+                self._cond.wait_for(lambda: self._frame is None or self.failed is not None or self._closing or self.interrupted)
             if self.failed:
                 return
             if self._frame is not None:
@@ -114,6 +115,13 @@ class Fanout:
     def put(self, frame: FusedFrame) -> None:
         for worker in self._workers:
             worker.put(frame, wait=self.lossless)
+
+    def interrupt(self) -> None:
+        """Release a lossless ``put`` that waits for a slow sink (called when the run is stopped)."""
+        for worker in self._workers:
+            with worker._cond:
+                worker.interrupted = True
+                worker._cond.notify_all()
 
     def close(self, timeout: float = 1.5) -> None:
         """Drain (each sink writes its last frame), close and join every sink within ``timeout`` overall."""
