@@ -240,11 +240,11 @@ class Pipeline:
 
         t0 = time.monotonic()
         ir8 = self.normaliser(pair.ir.image)  # 16-bit / low-contrast IR -> 8-bit gray
+        vis_bgr = self._vis_bgr(pair.vis.image)
+        vis_y, chroma = split_luma_chroma(vis_bgr)  # the model fuses luminance; colour comes back later
         t1 = time.monotonic()
         st.stage("normalise", t1 - t0)
 
-        vis_bgr = self._vis_bgr(pair.vis.image)
-        vis_y, chroma = split_luma_chroma(vis_bgr)
         if self._device_warp is None:
             ir_aligned = self.aligner(ir8)  # into the VIS pixel grid
             t2 = time.monotonic()

@@ -7,7 +7,7 @@ at 30 FPS), means and counters over the whole run.
 Stages, in the order a frame goes through them:
   capture   - a captured frame waiting in its source's latest-frame slot
   pair      - the first frame of a pair waiting for its partner
-  normalise - thermal AGC (and CLAHE)
+  normalise - thermal AGC (and CLAHE) on the IR, luma/chroma split of the VIS
   align     - IR warped / resized into the VIS frame
   fuse      - the model (backend.fuse)
   compose   - colour (fused Y + VIS chroma) and the view layout
