@@ -375,3 +375,19 @@ def test_real_video_pair_realtime(shared_data):
     report = Pipeline(cfg, backend=MaxBackend(), sinks=[sink]).run()
     assert report["fused"] == 30 and report["skew_ms"]["max"] <= 20.0
     assert sink.frames[0].image.shape == (480, 640, 3)
+
+
+def test_pipeline_bench_reports_the_promised_fields(tmp_path):
+    from pf_stream.bench.pipeline_bench import run_pipeline_bench
+
+    out = tmp_path / "bench.json"
+    result = run_pipeline_bench(["--model", "classic", "--size", "160x128", "--duration", "1.5", "--warmup", "1",
+                                 "--ir-bits", "16", "--rss-every", "0.5", "--json", str(out)])
+    assert result["fps"] > 0 and result["frames"] > 0
+    assert set(result["latency_ms"]) == {"p50", "p95", "p99"} and result["latency_ms"]["p50"] > 0
+    assert {"capture", "pair", "normalise", "align", "fuse", "compose", "output"} <= set(result["stages_ms"])
+    assert isinstance(result["dropped"], int) and result["cpu_percent"] > 0
+    assert result["rss_mb"]["samples"] >= 1
+    import json
+
+    assert json.loads(out.read_text())["frames"] == result["frames"]

@@ -367,3 +367,40 @@ def test_stop_returns_quickly_even_when_the_device_blocks():
     src.stop(timeout=1.0)
     assert time.monotonic() - t0 < 1.5
     assert not [t for t in threading.enumerate() if t.name == "capture-slowcam"]
+
+
+def test_rtsp_source_reads_a_real_server_and_survives_its_death():
+    pytest.importorskip("gi", reason="PyGObject is not installed: no RTSP server to read from")
+    from pf_stream.frames import FusedFrame
+    from pf_stream.sinks.rtsp import RtspSink
+    from pf_stream.sinks.rtsp_url import parse_rtsp_url
+    from pf_stream.sources import LOST
+
+    server = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/cam"))
+    server.open(96, 64, 30)
+    feeding = threading.Event()
+    feeding.set()
+
+    def feed():
+        i = 0
+        while feeding.is_set():
+            server.write(FusedFrame(np.full((64, 96, 3), (i * 8) % 256, np.uint8), time.monotonic(), i))
+            i += 1
+            time.sleep(1 / 30)
+
+    threading.Thread(target=feed, daemon=True).start()
+    src = open_source(f"rtsp://127.0.0.1:{server.port}/cam?timeout_s=2", role="vis", reconnect_max_s=0.5)
+    try:
+        with src:
+            frames = _drain(src, 10, timeout=20)
+            assert len(frames) == 10 and frames[0].image.shape == (64, 96, 3)
+            feeding.clear()
+            server.close()  # the server dies mid-run
+            deadline = time.monotonic() + 15
+            while src.state != LOST and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert src.state == LOST  # reconnecting, not crashed
+            assert src._thread.is_alive()
+    finally:
+        feeding.clear()
+        server.close()
