@@ -1,0 +1,80 @@
+"""pf-train losses on tiny inputs, and the bi-level schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pf_stream.train.bilevel import BdaSchedule
+from pf_stream.train.losses import (
+    CompositeTarget,
+    FusionLoss,
+    FusionLossConfig,
+    decomposition_loss,
+    reconstruction_loss,
+    ssim,
+)
+
+
+def _images(seed=0, n=2, size=32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, size, size, generator=g), torch.rand(n, 1, size, size, generator=g)
+
+
+def test_composite_target_is_the_ir_image_when_vis_is_black():
+    ir, _ = _images()
+    target = CompositeTarget(gain=1.0)(ir, torch.zeros_like(ir))
+    assert torch.allclose(target, ir, atol=1e-5)
+
+
+def test_fusion_loss_prefers_its_target_and_reports_every_term():
+    ir, vis = _images()
+    loss = FusionLoss(FusionLossConfig(target="contourlet", target_gradient=10, ssim=0.5, contrast=1.0))
+    at_target, terms = loss(loss.intensity_target(ir, vis), ir, vis)
+    flat, _ = loss(torch.full_like(ir, 0.5), ir, vis)
+    assert set(terms) == {"intensity", "target_gradient", "gradient", "ssim", "contrast"}
+    assert terms["intensity"] == pytest.approx(0.0, abs=1e-6)
+    assert float(at_target) < float(flat)
+
+
+def test_max_target_and_gradient_term():
+    ir, vis = _images()
+    loss = FusionLoss(FusionLossConfig(target="max", ssim=0.0))
+    _, terms = loss(torch.maximum(ir, vis), ir, vis)
+    assert terms["intensity"] == pytest.approx(0.0, abs=1e-7)
+    assert terms["gradient"] > 0  # max(ir, vis) does not keep every strongest edge
+    fused = torch.maximum(ir, vis).requires_grad_()
+    total, _ = loss(fused, ir, vis)
+    total.backward()
+    assert fused.grad is not None and float(fused.grad.abs().sum()) > 0
+
+
+def test_unknown_target_is_a_user_error():
+    from pf_stream.errors import UserError
+
+    with pytest.raises(UserError, match="unknown loss target"):
+        FusionLoss(FusionLossConfig(target="mean"))
+
+
+def test_stage1_losses():
+    ir, vis = _images()
+    assert float(ssim(ir, ir)) == pytest.approx(1.0, abs=1e-4)
+    assert float(reconstruction_loss(ir, ir)) == pytest.approx(0.0, abs=1e-4)
+    assert float(reconstruction_loss(vis, ir)) > 0.1
+    base = torch.randn(2, 4, 8, 8)
+    shared_detail = torch.randn(2, 4, 8, 8)
+    same = decomposition_loss(base, base, shared_detail, shared_detail)
+    different = decomposition_loss(base, base, shared_detail, torch.randn(2, 4, 8, 8))
+    assert float(different) < float(same)
+
+
+def test_bda_schedule_converges():
+    s = BdaSchedule(alpha0=0.5, half_life=100, upper_every=2)
+    assert s.alpha(0) == 0.5 and s.alpha(100) == pytest.approx(0.25)
+    values = [s.alpha(k) for k in range(0, 100000, 1000)]
+    assert all(a > b for a, b in zip(values, values[1:])) and values[-1] < 0.001
+    w_f, w_F = s.lower_weights(0)
+    assert w_f + w_F == pytest.approx(1.0)
+    assert [s.upper_step_due(k) for k in range(4)] == [True, False, True, False]
+    with pytest.raises(ValueError):
+        BdaSchedule(alpha0=1.0)
