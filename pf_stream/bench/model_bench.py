@@ -2,13 +2,18 @@
 
 CPU timings use ``time.perf_counter`` around each call; CUDA timings use CUDA events on
 the stream (a host clock would measure kernel launches, not the kernels).  Warm-up runs
-come first so one-off costs (allocation, graph optimisation) are not counted.
+come first so one-off costs (allocation, graph optimisation) are not counted.  On CUDA a
+second figure, ``host_roundtrip_ms``, times ``fuse()`` on numpy frames: upload, model and
+download, what a pipeline without on-GPU pre/post-processing pays.
+
+``plan_variants`` lists every backend x device x precision (x CUDA graphs) pf-bench knows,
+each either runnable on this machine or skipped with the reason (``pf-bench --backend all``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -30,6 +35,9 @@ class ModelBenchResult:
     latency_ms: dict
     iters: int
     trained: bool
+    cuda_graphs: bool = False
+    host_roundtrip_ms: dict | None = None
+    gpu: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,14 +50,25 @@ def percentiles(samples_ms: list[float], qs=(50, 90, 99)) -> dict:
 
 def bench_model(
     model: str, backend: str, device: str, precision: str, size: tuple[int, int], iters: int = 50,
-    warmup: int = 5, threads: int | None = None, weights: str | None = None,
+    warmup: int = 5, threads: int | None = None, weights: str | None = None, cuda_graphs: bool = False,
 ) -> ModelBenchResult:
     w, h = size
-    engine = create_backend(model, backend, device, precision, weights=weights, threads=threads)
+    engine = create_backend(model, backend, device, precision, weights=weights, threads=threads, cuda_graphs=cuda_graphs)
     rng = np.random.default_rng(0)
     ir = rng.random((h, w), dtype=np.float32)
     vis = rng.random((h, w), dtype=np.float32)
-    samples = _time_cuda(engine, ir, vis, iters, warmup) if device == "cuda" else _time_cpu(engine, ir, vis, iters, warmup)
+    roundtrip, gpu = None, None
+    try:
+        if device == "cuda":
+            import torch
+
+            samples = _time_cuda(engine, ir, vis, iters, warmup)
+            roundtrip = percentiles(_time_cpu(engine, ir, vis, max(10, iters // 4), 2))
+            gpu = torch.cuda.get_device_name(0)
+        else:
+            samples = _time_cpu(engine, ir, vis, iters, warmup)
+    finally:
+        engine.close()
     module = build_model(model)
     info = getattr(engine, "info", None)
     return ModelBenchResult(
@@ -57,7 +76,160 @@ def bench_model(
         params=count_params(module), gmac=round(count_gmac(module, h, w), 4),
         fps=round(1000.0 / float(np.mean(samples)), 2), latency_ms=percentiles(samples), iters=iters,
         trained=bool(info.trained) if info is not None else model == "classic",
+        cuda_graphs=cuda_graphs, host_roundtrip_ms=roundtrip, gpu=gpu,
     )
+
+
+# -- every variant this machine can run (pf-bench --backend all) --------------------------
+
+
+@dataclass
+class Capabilities:
+    """What this machine offers, probed once; plain data so plans are tested anywhere."""
+
+    cuda: bool = False
+    gpu: str | None = None
+    bf16: bool = False  # compute capability >= 8.0
+    ort_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    tensorrt: str | None = None  # version, None when not importable
+    notes: dict = field(default_factory=dict)
+
+
+def probe_capabilities() -> Capabilities:
+    import importlib
+
+    import torch
+
+    caps = Capabilities()
+    caps.cuda = torch.cuda.is_available()
+    if caps.cuda:
+        caps.gpu = torch.cuda.get_device_name(0)
+        caps.bf16 = torch.cuda.get_device_capability(0) >= (8, 0)
+    try:
+        import onnxruntime as ort
+
+        caps.ort_providers = tuple(ort.get_available_providers())
+    except ImportError:
+        caps.ort_providers = ()
+    try:
+        caps.tensorrt = importlib.import_module("tensorrt").__version__
+    except (ImportError, OSError):
+        caps.tensorrt = None
+    return caps
+
+
+@dataclass
+class Variant:
+    backend: str
+    device: str
+    precision: str
+    cuda_graphs: bool = False
+    skip: str | None = None  # why it cannot run here; None = runnable
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}/{self.device}/{self.precision}" + ("+graphs" if self.cuda_graphs else "")
+
+
+NO_CUDA = "no CUDA GPU visible to torch (needs an NVIDIA GPU and a CUDA build of torch)"
+
+
+def plan_variants(caps: Capabilities) -> list[Variant]:
+    """Every backend x device x precision (x CUDA graphs) pf-bench knows, with skip reasons."""
+    plan = [Variant("torch", "cpu", "fp32"), Variant("onnxruntime", "cpu", "fp32")]
+    if "CPUExecutionProvider" not in caps.ort_providers:
+        plan[1].skip = "onnxruntime is not installed: pip install onnxruntime"
+    for precision in ("fp32", "fp16", "bf16"):
+        for graphs in (False, True):
+            v = Variant("torch", "cuda", precision, graphs)
+            if not caps.cuda:
+                v.skip = NO_CUDA
+            elif precision == "bf16" and not caps.bf16:
+                v.skip = f"{caps.gpu} has no bf16 (needs compute capability 8.0+)"
+            plan.append(v)
+    for precision in ("fp32", "fp16"):
+        v = Variant("onnxruntime", "cuda", precision)
+        if not caps.cuda:
+            v.skip = NO_CUDA
+        elif "CUDAExecutionProvider" not in caps.ort_providers:
+            v.skip = "onnxruntime has no CUDA provider: pip install onnxruntime-gpu"
+        elif precision == "fp16" and "TensorrtExecutionProvider" not in caps.ort_providers:
+            v.skip = "fp16 in onnxruntime needs its TensorRT provider (onnxruntime-gpu with TensorRT)"
+        plan.append(v)
+    for precision in ("fp32", "fp16", "bf16"):
+        for graphs in (False, True):
+            v = Variant("tensorrt", "cuda", precision, graphs)
+            if caps.tensorrt is None:
+                v.skip = "TensorRT is not installed: pip install tensorrt (Jetson: JetPack's python3-libnvinfer)"
+            elif not caps.cuda:
+                v.skip = NO_CUDA
+            elif precision == "bf16" and not caps.bf16:
+                v.skip = f"{caps.gpu} has no bf16 (needs compute capability 8.0+)"
+            plan.append(v)
+    return plan
+
+
+def bench_all(model: str, size: tuple[int, int], iters: int, warmup: int, threads: int | None = None,
+              weights: str | None = None, caps: Capabilities | None = None) -> dict:
+    """Run every runnable variant; a variant that fails at run time is reported, not fatal."""
+    from pf_stream.errors import UserError
+
+    caps = caps or probe_capabilities()
+    results, skipped = [], []
+    for v in plan_variants(caps):
+        if v.skip:
+            skipped.append({"variant": v.label, "reason": v.skip})
+            continue
+        try:
+            r = bench_model(model, v.backend, v.device, v.precision, size, iters, warmup,
+                            threads if v.device == "cpu" else None, weights, v.cuda_graphs)
+        except (UserError, RuntimeError) as exc:
+            skipped.append({"variant": v.label, "reason": f"failed: {str(exc).splitlines()[0]}"})
+            continue
+        results.append({"variant": v.label, **r.to_dict()})
+    return {"model": model, "size": f"{size[0]}x{size[1]}", "gpu": caps.gpu, "results": results, "skipped": skipped}
+
+
+def format_table(report: dict) -> str:
+    """A short text table of a bench_all report (for people; the JSON is for programs)."""
+    lines = [f"{report['model']} at {report['size']}" + (f" on {report['gpu']}" if report.get("gpu") else ""),
+             f"{'variant':<28} {'FPS':>9} {'p50 ms':>8} {'p99 ms':>8}  host round trip p50"]
+    for r in report["results"]:
+        rt = r.get("host_roundtrip_ms")
+        roundtrip = "" if rt is None else f"{rt['p50']:.3f} ms"
+        lines.append(f"{r['variant']:<28} {r['fps']:>9.1f} {r['latency_ms']['p50']:>8.3f} {r['latency_ms']['p99']:>8.3f}"
+                     f"  {roundtrip}")
+    for s in report["skipped"]:
+        lines.append(f"{s['variant']:<28} skipped: {s['reason']}")
+    return "\n".join(lines)
+
+
+# -- Jetson estimate ------------------------------------------------------------------------
+
+# Published figures (NVIDIA data sheets).  GPU peak fp16 dense tensor throughput and DRAM
+# bandwidth.  Orin NX 16GB: 8 SMs (1024 CUDA cores, 32 tensor cores) at 918 MHz -> 1024
+# fp16 FMA/clk/SM dense = 15.0 TFLOPS; 102.4 GB/s LPDDR5.  H100 SXM: 989 TFLOPS fp16 dense,
+# 3.35 TB/s HBM3 (PCIe card: 756 TFLOPS, 2.0 TB/s).
+ORIN_NX_16GB = {"fp16_tflops": 15.0, "dram_gbs": 102.4}
+H100_SXM = {"fp16_tflops": 989.0, "dram_gbs": 3350.0}
+
+
+def estimate_orin_nx_ms(gmac: float, h100_ms: float | None = None, efficiency: float = 0.25) -> dict:
+    """ESTIMATED Orin NX 16GB milliseconds per frame, as a range (never a measurement).
+
+    * optimistic, from counted GMAC: 2*GMAC flops at ``efficiency`` of the Orin NX's fp16
+      tensor peak (small conv nets with depthwise layers rarely get more than a quarter);
+    * pessimistic, from the card ratio: the H100 time measured here times the DRAM
+      bandwidth ratio H100/Orin NX (~33x): small-batch conv nets are memory-bound, and the
+      H100 time also holds fixed per-kernel costs that do not grow 33x on the Jetson.
+    Confirm on the device with pf-bench.
+    """
+    out = {"optimistic_ms": round(2.0 * gmac * 1e9 / (ORIN_NX_16GB["fp16_tflops"] * 1e12 * efficiency) * 1e3, 3)}
+    if h100_ms is not None:
+        out["pessimistic_ms"] = round(h100_ms * H100_SXM["dram_gbs"] / ORIN_NX_16GB["dram_gbs"], 3)
+    out["fps_range"] = [round(1000.0 / out.get("pessimistic_ms", out["optimistic_ms"]), 1),
+                        round(1000.0 / out["optimistic_ms"], 1)]
+    return out
 
 
 def _time_cpu(engine, ir, vis, iters: int, warmup: int) -> list[float]:

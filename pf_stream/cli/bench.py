@@ -3,6 +3,12 @@
 Model only (default)::
 
     pf-bench --model lite --backend onnxruntime --device cpu --size 640x512 --iters 100 --threads 2 --json out.json
+    pf-bench --model lite --backend torch --device cuda --precision fp16 --cuda-graphs
+
+Every backend x precision this machine offers (the rest listed with the reason they are skipped;
+a table on stderr, JSON on stdout)::
+
+    pf-bench --model lite --backend all --size 640x512
 
 The whole pipeline on synthetic sources (see pf_stream/bench/pipeline_bench.py)::
 
@@ -31,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", action="store_true", help="benchmark the whole pipeline instead (see --pipeline --help)")
     p.add_argument("--model", default="lite", help="lite | full | classic")
     p.add_argument("--weights", help="weights file (default: shipped weights)")
-    p.add_argument("--backend", default="onnxruntime", help="torch | onnxruntime | tensorrt")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="torch | onnxruntime | tensorrt | all (all: every variant available here; ignores --device/--precision)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay the model as a CUDA graph (torch/tensorrt on cuda)")
     p.add_argument("--size", default="640x512", help="WIDTHxHEIGHT, default 640x512")
     p.add_argument("--iters", type=int, default=50, help="timed iterations (after warm-up)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations")
@@ -67,14 +75,21 @@ def run_model_bench(args: argparse.Namespace) -> dict:
     from pf_stream.bench.model_bench import bench_model, opencv_laplacian_fusion_ms
 
     check_choice("model", args.model, MODELS)
-    check_choice("backend", args.backend, [b for b in BACKENDS if b != "auto"])
+    check_choice("backend", args.backend, [b for b in BACKENDS if b != "auto"] + ["all"])
     check_choice("device", args.device, DEVICES)
     check_choice("precision", args.precision, PRECISIONS)
     size = parse_size(args.size)
     if args.iters < 1 or args.warmup < 0:
         raise UserError("--iters must be >= 1 and --warmup >= 0")
+    if args.backend == "all":
+        from pf_stream.bench.model_bench import bench_all, format_table
+
+        result = bench_all(args.model, size, args.iters, args.warmup, args.threads, args.weights)
+        print(format_table(result), file=sys.stderr)
+        result["machine"] = machine_description()
+        return result
     result = bench_model(args.model, args.backend, args.device, args.precision, size, args.iters, args.warmup,
-                         args.threads, args.weights).to_dict()
+                         args.threads, args.weights, args.cuda_graphs).to_dict()
     result["machine"] = machine_description()
     if args.opencv_baseline:
         result["opencv_laplacian_ms"] = round(opencv_laplacian_fusion_ms(size), 3)
