@@ -37,3 +37,24 @@ def tiny_clip(tmp: Path) -> tuple[Path, Path]:
     weights = tmp / "tiny-clip.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return cfg, weights
+
+
+def ddp_worker(rank: int, world: int, port: int, args: dict) -> None:
+    """One rank of a CPU (gloo) DDP run of the real Trainer; saves what this rank holds."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from pf_stream.train.config import load_config
+    from pf_stream.train.loop import RunOptions, Trainer
+
+    config = load_config(args["config"], [f'data.folders=["{args["data"]}"]', "stage2.steps=3"])
+    trainer = Trainer(config, RunOptions(out=Path(args["out"]), clip_model=args["clip_cfg"], clip_weights=args["clip_weights"],
+                                         device="cpu", progress=False))
+    trainer.run()
+    held = {f"net.{k}": v.detach().clone().contiguous() for k, v in trainer.net.state_dict().items()}
+    held["prompt.ctx"] = trainer.prompt.ctx.detach().clone().contiguous()
+    save_file(held, str(Path(args["out"]) / f"rank{rank}.safetensors"))
+    del torch

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import platform
 import signal
 import time
@@ -63,7 +64,7 @@ def check_run_dir(out: Path) -> None:
     """Fail before any training when the run folder cannot be written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
+        probe = out / f".write_test.{os.getpid()}"  # one per process: DDP ranks probe at once
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
@@ -73,8 +74,6 @@ def check_run_dir(out: Path) -> None:
 def hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    import os
-
     return f"CPU ({os.cpu_count()} cores, {platform.machine()}), {torch.get_num_threads()} torch thread(s) per process"
 
 
