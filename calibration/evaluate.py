@@ -1,0 +1,162 @@
+"""Measure ``auto`` on real pairs: the numbers in docs/CALIBRATION.md come from here.
+
+    python -m pf_stream.calibration.evaluate --data ../shared/data [--cases 10 --seed 0]
+
+Three experiments:
+
+* **known warps** -- a random homography (each corner moved up to 2 % of the width) is
+  applied to the IR of an aligned roadscene / TNO pair; ``auto`` must recover it.  Errors
+  are mean corner distances in VIS px, measured two ways: *raw* against the dataset's own
+  alignment, and *relative* against the method's estimate on the unwarped pair composed
+  with the known warp.  The second removes each pair's residual misalignment (the
+  "aligned" pairs are off by 1-9 px themselves, see the docs), so it measures whether the
+  method recovers the warp it was given.
+* **mismatched pairs** -- IR of one scene against VIS of another: every answer is wrong,
+  so every one must be refused.
+* **msrs_test/ir_warp** -- IR with a non-rigid synthetic deformation; ``ir/`` is the truth.
+  The residual displacement between IR and the truth is measured with dense optical flow
+  (same modality, so flow is reliable) before and after warping with ``auto``'s answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pf_stream.calibration.auto import AutoOptions, RegistrationRefused, estimate, register
+from pf_stream.calibration.geometry import corner_error, image_corners
+
+
+def random_homography(size: tuple[int, int], rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
+    """A homography moving each image corner by up to ``fraction`` of the width."""
+    src = image_corners(size).astype(np.float32)
+    angle = rng.uniform(0.0, 2.0 * np.pi, 4)
+    radius = rng.uniform(0.0, fraction * size[0], 4)
+    dst = src + np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1).astype(np.float32)
+    return cv2.getPerspectiveTransform(src, dst)
+
+
+def read_gray(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise FileNotFoundError(path)
+    return img
+
+
+def pick_pairs(data: Path, n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """n pairs, half roadscene and half TNO, drawn with ``seed`` (names sorted first)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for subset, count in (("roadscene", n // 2), ("tno", n - n // 2)):
+        names = sorted(p.name for p in (data / subset / "ir").iterdir())
+        for i in sorted(rng.choice(len(names), count, replace=False)):
+            name = names[i]
+            out.append((f"{subset}/{name}", read_gray(data / subset / "ir" / name), read_gray(data / subset / "vi" / name)))
+    return out
+
+
+@dataclass
+class WarpCase:
+    name: str
+    accepted: bool
+    raw_px: float  # vs the dataset's alignment composed with the known warp
+    relative_px: float  # vs the method's own estimate on the unwarped pair, composed with the warp
+    estimated_px: float  # the method's own error estimate (nan when refused)
+    note: str
+    seconds: float
+
+
+def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOptions | None = None) -> list[WarpCase]:
+    opts = options or AutoOptions()
+    rng = np.random.default_rng(seed + 1000)
+    cases = []
+    for name, ir, vis in pick_pairs(data, n, seed):
+        size = (ir.shape[1], ir.shape[0])
+        warp = random_homography(size, rng)
+        truth = np.linalg.inv(warp)  # warped IR px -> VIS px
+        ir_warped = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
+        own = estimate(ir, vis, opts).homography  # the pair's own residual alignment
+        start = time.perf_counter()
+        try:
+            res = register(ir_warped, vis, opts)
+            h, accepted, note, est = res.homography, True, "", res.error_px
+        except RegistrationRefused as exc:
+            h, accepted, note, est = estimate(ir_warped, vis, opts).homography, False, str(exc), float("nan")
+        seconds = time.perf_counter() - start
+        cases.append(
+            WarpCase(name, accepted, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, note, seconds)
+        )
+    return cases
+
+
+def mismatched_cases(data: Path, n: int = 6, seed: int = 0, options: AutoOptions | None = None) -> list[tuple[str, bool, str]]:
+    """IR of pair i against VIS of pair i+1 (same size after resizing): must all be refused."""
+    pairs = pick_pairs(data, n, seed)
+    out = []
+    for (name_a, ir, _), (name_b, _, vis) in zip(pairs, pairs[1:] + pairs[:1]):
+        ir = cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_AREA)
+        try:
+            res = register(ir, vis, options)
+            out.append((f"{name_a} IR vs {name_b} VIS", True, f"ACCEPTED score {res.score} error {res.error_px} px"))
+        except RegistrationRefused as exc:
+            out.append((f"{name_a} IR vs {name_b} VIS", False, str(exc)))
+    return out
+
+
+def residual_displacement(moving: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
+    """Mean optical-flow displacement (px) between two IR pictures of the same scene."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flow = dis.calc(truth, moving, None)
+    mag = np.hypot(flow[..., 0], flow[..., 1])
+    inner = cv2.erode(valid.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0  # flow is poor at borders
+    return float(mag[inner].mean())
+
+
+def msrs_before_after(data: Path, options: AutoOptions | None = None, limit: int | None = None) -> list[tuple[str, float, float | None, str]]:
+    root = data / "msrs_test"
+    out = []
+    for path in sorted((root / "ir_warp").iterdir())[:limit]:
+        warped, truth = read_gray(path), read_gray(root / "ir" / path.name)
+        vis = read_gray(root / "vi" / path.name)
+        size = (vis.shape[1], vis.shape[0])
+        ones = np.ones(truth.shape, np.uint8)
+        before = residual_displacement(warped, truth, ones > 0)
+        try:
+            res = register(warped, vis, options)
+        except RegistrationRefused as exc:
+            out.append((path.name, before, None, str(exc)))
+            continue
+        aligned = cv2.warpPerspective(warped, res.homography, size, flags=cv2.INTER_LINEAR)
+        valid = cv2.warpPerspective(ones, res.homography, size, flags=cv2.INTER_NEAREST) > 0
+        out.append((path.name, before, residual_displacement(aligned, truth, valid), f"score {res.score}, est. {res.error_px} px"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["warps", "mismatched", "msrs"])
+    args = parser.parse_args()
+    if "warps" not in args.skip:
+        print(f"| pair | accepted | raw error px | relative error px | estimated px | s | note |\n|---|---|---|---|---|---|---|")
+        for c in known_warp_cases(args.data, args.cases, args.seed):
+            print(f"| {c.name} | {'yes' if c.accepted else 'no'} | {c.raw_px:.2f} | {c.relative_px:.2f} | {c.estimated_px:.2f} | {c.seconds:.1f} | {c.note[:90]} |", flush=True)
+    if "mismatched" not in args.skip:
+        print("\n| mismatched pair | accepted | message |\n|---|---|---|")
+        for name, accepted, msg in mismatched_cases(args.data, 6, args.seed):
+            print(f"| {name} | {'YES' if accepted else 'no'} | {msg[:110]} |", flush=True)
+    if "msrs" not in args.skip:
+        print("\n| msrs ir_warp | before px | after px | note |\n|---|---|---|---|")
+        for name, before, after, note in msrs_before_after(args.data):
+            print(f"| {name} | {before:.2f} | {'refused' if after is None else f'{after:.2f}'} | {note[:100]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
