@@ -29,7 +29,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from pf_stream.align import Aligner, TorchWarp
+from pf_stream.align import Aligner
 from pf_stream.backends.base import Backend
 from pf_stream.config import RunConfig
 from pf_stream.frames import Frame, FusedFrame
@@ -133,13 +133,17 @@ class Pipeline:
         self.fanout.lossless = fifo  # offline over files: every fused frame reaches every sink
 
     def _setup_device_warp(self) -> None:
-        """Warp on the GPU when the backend fuses there and takes tensors (TorchBackend.fuse_tensor)."""
+        """On the GPU, warp + colour + fuse run on the device in one go (GpuFrameFuser), when the
+        backend takes tensors (``fuse_tensor``: torch, tensorrt)."""
         use = self._warp_on_device
         if use is None:
             use = getattr(self._backend, "device", "cpu") != "cpu" and hasattr(self._backend, "fuse_tensor")
-        self._device_warp = TorchWarp(self.aligner, getattr(self._backend, "device", "cpu")) if use else None
+        self._device_warp = None
         if use:
-            log.info("aligning on %s with the fusion", self._device_warp.device)
+            from pf_stream.backends.gpu_ops import GpuFrameFuser
+
+            self._device_warp = GpuFrameFuser(self._backend, self.aligner.device_homography())
+            log.info("aligning and colouring on %s with the fusion", self._device_warp.device)
 
     def _teardown(self) -> None:
         for src in self.sources.values():
@@ -241,31 +245,36 @@ class Pipeline:
         t0 = time.monotonic()
         ir8 = self.normaliser(pair.ir.image)  # 16-bit / low-contrast IR -> 8-bit gray
         vis_bgr = self._vis_bgr(pair.vis.image)
-        vis_y, chroma = split_luma_chroma(vis_bgr)  # the model fuses luminance; colour comes back later
-        t1 = time.monotonic()
-        st.stage("normalise", t1 - t0)
-
+        mode = self.cfg.view.mode
         if self._device_warp is None:
+            vis_y, chroma = split_luma_chroma(vis_bgr)  # the model fuses luminance; colour comes back later
+            t1 = time.monotonic()
             ir_aligned = self.aligner(ir8)  # into the VIS pixel grid
             t2 = time.monotonic()
             fused_y = self._backend.fuse(ir_aligned.astype(np.float32) * np.float32(1 / 255.0), vis_y)
+            t3 = time.monotonic()
+            fused_bgr = merge_luma_chroma(fused_y, chroma)  # fused Y + VIS colour
         else:
-            import torch
-
-            ir_t = self._device_warp(ir8)  # warped on the fusion device
+            t1 = time.monotonic()
+            self._check_device_sizes(ir8)
+            ir_aligned = self.aligner(ir8) if mode != "fused" else None  # only the views show the aligned IR
             t2 = time.monotonic()
-            fused_y = self._backend.fuse_tensor(ir_t, torch.from_numpy(vis_y)[None, None])[0, 0].cpu().numpy()
-            ir_aligned = None
-            if self.cfg.view.mode != "fused":
-                ir_aligned = (ir_t[0, 0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
-        t3 = time.monotonic()
+            fused_bgr = self._device_warp(ir8, vis_bgr)  # warp, colour and fusion on the device
+            t3 = time.monotonic()
+        st.stage("normalise", t1 - t0)
         st.stage("align", t2 - t1)
         st.stage("fuse", t3 - t2)
-
-        fused_bgr = merge_luma_chroma(fused_y, chroma)  # fused Y + VIS colour
-        image = compose(self.cfg.view.mode, fused_bgr, ir_aligned, vis_bgr, self.vis_size, self.cfg.view.labels)
+        image = compose(mode, fused_bgr, ir_aligned, vis_bgr, self.vis_size, self.cfg.view.labels)
         st.stage("compose", time.monotonic() - t3)
         return FusedFrame(image=image, timestamp=min(pair.ir.timestamp, pair.vis.timestamp), seq=0)
+
+    def _check_device_sizes(self, ir8: np.ndarray) -> None:
+        """A camera that came back at another size: re-derive the homography the device warps with."""
+        size = (ir8.shape[1], ir8.shape[0])
+        if size != self.aligner.ir_size:
+            self.aligner.prepare(size, self.vis_size)
+            self._device_warp.homography = self.aligner.device_homography()
+            self._device_warp._grid = None
 
     def _process_single(self, side: str, frame: Frame) -> FusedFrame:
         """One side while the other has NO SIGNAL: show what there is."""
