@@ -268,11 +268,13 @@ def test_plan_variants_skip_reasons():
 
 
 def test_orin_estimate_is_a_range_from_gmac_and_card_ratio():
-    from pf_stream.bench.model_bench import estimate_orin_nx_ms
+    from pf_stream.bench.model_bench import card_dram_gbs, estimate_orin_nx_ms
 
     est = estimate_orin_nx_ms(1.5)  # 3 GFLOP at 25 % of 15 TFLOPS
     assert est["optimistic_ms"] == pytest.approx(0.8, rel=1e-3) and "pessimistic_ms" not in est
-    est = estimate_orin_nx_ms(72.0, h100_ms=2.0)
+    assert card_dram_gbs("NVIDIA H100 80GB HBM3") == 3350 and card_dram_gbs("NVIDIA H200") == 4800
+    assert card_dram_gbs("NVIDIA GeForce RTX 4090") is None
+    est = estimate_orin_nx_ms(72.0, 2.0, card_dram_gbs("NVIDIA H100 80GB HBM3"))
     assert est["pessimistic_ms"] == pytest.approx(2.0 * 3350 / 102.4, rel=1e-3)
     assert est["fps_range"][0] < est["fps_range"][1]
 

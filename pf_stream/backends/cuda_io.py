@@ -5,16 +5,17 @@
 the model.  Here:
 
 * host buffers are page-locked (pinned), allocated once per frame size, so copies are DMA;
-* uploads and downloads run on a side stream, so frame n+1 uploads while frame n computes;
+* uploads and downloads run on two side streams (GPUs have separate copy engines for each
+  direction), so frame n+1 uploads while frame n computes and frame n-1 downloads;
 * two slots (double buffering) let :meth:`submit` return before the result is ready:
   the caller submits frame n+1, then collects frame n with :meth:`Pending.result`.
 
-Events order the three actors (host, copy stream, compute stream) without ever blocking
-the compute stream on the host:
+Events order the four actors (host, upload stream, compute stream, download stream) without
+ever blocking the compute stream on the host:
 
-    host writes pinned in  -> copy stream: upload -> [uploaded]
+    host writes pinned in  -> upload stream: upload -> [uploaded]
     compute stream waits [uploaded], runs the model, copies output to the slot -> [computed]
-    copy stream waits [computed], downloads to pinned out -> [downloaded] -> host reads
+    download stream waits [computed], copies to pinned out -> [downloaded] -> host reads
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class CudaFrameIO:
     def __init__(self, compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], device: str = "cuda"):
         self.compute = compute
         self.device = torch.device(device)
-        self.copy_stream = torch.cuda.Stream(device=self.device)
+        self.upload_stream = torch.cuda.Stream(device=self.device)
+        self.download_stream = torch.cuda.Stream(device=self.device)
         self.slots: list[_Slot] = []
         self.next = 0
         self.pending: list[Pending | None] = [None] * SLOTS
@@ -94,20 +96,20 @@ class CudaFrameIO:
         for host, frame in zip(slot.host_in, (ir, vis)):
             host[0, 0].numpy()[...] = frame  # the previous upload from this slot is done (result() waited)
         compute_stream = torch.cuda.current_stream(self.device)
-        with torch.cuda.stream(self.copy_stream):
+        with torch.cuda.stream(self.upload_stream):
             # Device inputs of this slot were last read by the model two frames ago.
-            self.copy_stream.wait_event(slot.computed)
+            self.upload_stream.wait_event(slot.computed)
             for dev, host in zip(slot.dev_in, slot.host_in):
                 dev.copy_(host, non_blocking=True)
-            slot.uploaded.record(self.copy_stream)
+            slot.uploaded.record(self.upload_stream)
         compute_stream.wait_event(slot.uploaded)
         out = self.compute(slot.dev_in[0], slot.dev_in[1])
         slot.dev_out.copy_(out)  # on the compute stream: safe even if `out` is a graph's static buffer
         slot.computed.record(compute_stream)
-        with torch.cuda.stream(self.copy_stream):
-            self.copy_stream.wait_event(slot.computed)
+        with torch.cuda.stream(self.download_stream):
+            self.download_stream.wait_event(slot.computed)
             slot.host_out.copy_(slot.dev_out, non_blocking=True)
-            slot.downloaded.record(self.copy_stream)
+            slot.downloaded.record(self.download_stream)
         pending = Pending(slot)
         self.pending[index] = pending
         return pending

@@ -118,7 +118,10 @@ def load_engine(trt, path: Path):
     """Deserialize an engine file; None when TensorRT refuses it (another GPU/version, damaged)."""
     logger = trt.Logger(trt.Logger.WARNING)
     runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    try:
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    except Exception:  # noqa: BLE001 - some versions raise instead of returning None
+        engine = None
     return engine, runtime  # keep the runtime alive as long as the engine
 
 
@@ -177,6 +180,7 @@ class TensorRTBackend(Backend):
 
             self._graph = GraphRunner(self.runner)
         self._torch = torch
+        self._io = None
         log.info("fusing with TensorRT engine %s on %s", path.name, here.gpu)
 
     def fuse_tensor(self, ir, vis):
@@ -186,10 +190,16 @@ class TensorRTBackend(Backend):
         vis = vis.to("cuda", torch.float32, non_blocking=True)
         return (self._graph or self.runner)(ir, vis)
 
+    def submit(self, ir: np.ndarray, vis: np.ndarray):
+        """Queue one frame (pinned upload, engine, download); ``.result()`` gives the fused array."""
+        if self._io is None:
+            from pf_stream.backends.cuda_io import CudaFrameIO
+
+            self._io = CudaFrameIO(self.fuse_tensor)
+        return self._io.submit(ir, vis)
+
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        out = self.fuse_tensor(torch.from_numpy(ir)[None, None], torch.from_numpy(vis)[None, None])
-        return out[0, 0].float().cpu().numpy()
+        return self.submit(ir, vis).result()
 
     def close(self) -> None:
         if self._graph is not None:

@@ -43,6 +43,21 @@ class ModelBenchResult:
         return asdict(self)
 
 
+def structured_pair(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic IR/VIS pair with image-like structure, float32 [0, 1]: IR warm blobs on a
+    gradient, VIS texture and hard edges.  For accuracy checks (fp16 vs fp32, graph vs eager)
+    where uniform noise would hide errors on smooth areas and edges."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ir = 0.3 + 0.2 * xx / w
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(8, max(h / 6, 9))
+        ir += 0.4 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    vis = 0.5 + 0.25 * np.sin(xx / 7.0) * np.cos(yy / 11.0) + 0.2 * ((xx // 40 + yy // 40) % 2)
+    vis += rng.normal(0, 0.02, vis.shape)
+    return np.clip(ir, 0, 1).astype(np.float32), np.clip(vis, 0, 1).astype(np.float32)
+
+
 def percentiles(samples_ms: list[float], qs=(50, 90, 99)) -> dict:
     arr = np.asarray(samples_ms)
     return {f"p{q}": round(float(np.percentile(arr, q)), 3) for q in qs}
@@ -78,6 +93,38 @@ def bench_model(
         trained=bool(info.trained) if info is not None else model == "classic",
         cuda_graphs=cuda_graphs, host_roundtrip_ms=roundtrip, gpu=gpu,
     )
+
+
+def _time_cpu(engine, ir, vis, iters: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        engine.fuse(ir, vis)
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        engine.fuse(ir, vis)
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    return samples
+
+
+def _time_cuda(engine, ir, vis, iters: int, warmup: int) -> list[float]:
+    """Device time of the model on tensors already on the GPU (host copies are the pipeline's)."""
+    import torch
+
+    ir_t = torch.from_numpy(ir)[None, None].cuda()
+    vis_t = torch.from_numpy(vis)[None, None].cuda()
+    run = engine.fuse_tensor if hasattr(engine, "fuse_tensor") else (lambda a, b: engine.fuse(ir, vis))
+    for _ in range(warmup):
+        run(ir_t, vis_t)
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run(ir_t, vis_t)
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end))
+    return samples
 
 
 # -- every variant this machine can run (pf-bench --backend all) --------------------------
@@ -183,8 +230,9 @@ def bench_all(model: str, size: tuple[int, int], iters: int, warmup: int, thread
         try:
             r = bench_model(model, v.backend, v.device, v.precision, size, iters, warmup,
                             threads if v.device == "cpu" else None, weights, v.cuda_graphs)
-        except (UserError, RuntimeError) as exc:
-            skipped.append({"variant": v.label, "reason": f"failed: {str(exc).splitlines()[0]}"})
+        except Exception as exc:  # noqa: BLE001 - one broken variant must not hide the others' numbers
+            kind = "" if isinstance(exc, UserError) else f"{type(exc).__name__}: "
+            skipped.append({"variant": v.label, "reason": f"failed: {kind}{(str(exc).splitlines() or [''])[0]}"})
             continue
         results.append({"variant": v.label, **r.to_dict()})
     return {"model": model, "size": f"{size[0]}x{size[1]}", "gpu": caps.gpu, "results": results, "skipped": skipped}
@@ -206,62 +254,34 @@ def format_table(report: dict) -> str:
 
 # -- Jetson estimate ------------------------------------------------------------------------
 
-# Published figures (NVIDIA data sheets).  GPU peak fp16 dense tensor throughput and DRAM
-# bandwidth.  Orin NX 16GB: 8 SMs (1024 CUDA cores, 32 tensor cores) at 918 MHz -> 1024
-# fp16 FMA/clk/SM dense = 15.0 TFLOPS; 102.4 GB/s LPDDR5.  H100 SXM: 989 TFLOPS fp16 dense,
-# 3.35 TB/s HBM3 (PCIe card: 756 TFLOPS, 2.0 TB/s).
+# Published figures (NVIDIA data sheets).  Orin NX 16GB GPU: 8 SMs (1024 CUDA cores, 32 tensor
+# cores) at 918 MHz -> 1024 fp16 FMA/clk/SM dense = 15.0 TFLOPS; 102.4 GB/s LPDDR5.
 ORIN_NX_16GB = {"fp16_tflops": 15.0, "dram_gbs": 102.4}
-H100_SXM = {"fp16_tflops": 989.0, "dram_gbs": 3350.0}
+# DRAM bandwidth of the cards the measurements come from, by the name the driver reports.
+CARD_DRAM_GBS = {"H100 80GB HBM3": 3350.0, "H100 PCIe": 2000.0, "H100 NVL": 3900.0, "H200": 4800.0}
 
 
-def estimate_orin_nx_ms(gmac: float, h100_ms: float | None = None, efficiency: float = 0.25) -> dict:
+def card_dram_gbs(gpu_name: str) -> float | None:
+    return next((gbs for key, gbs in CARD_DRAM_GBS.items() if key.lower() in gpu_name.lower()), None)
+
+
+def estimate_orin_nx_ms(gmac: float, measured_ms: float | None = None, card_gbs: float | None = None,
+                        efficiency: float = 0.25) -> dict:
     """ESTIMATED Orin NX 16GB milliseconds per frame, as a range (never a measurement).
 
     * optimistic, from counted GMAC: 2*GMAC flops at ``efficiency`` of the Orin NX's fp16
       tensor peak (small conv nets with depthwise layers rarely get more than a quarter);
-    * pessimistic, from the card ratio: the H100 time measured here times the DRAM
-      bandwidth ratio H100/Orin NX (~33x): small-batch conv nets are memory-bound, and the
-      H100 time also holds fixed per-kernel costs that do not grow 33x on the Jetson.
+    * pessimistic, from the card ratio: the time measured on a big card times its DRAM
+      bandwidth over the Orin NX's (H100 SXM: ~33x): small-batch conv nets are memory-bound,
+      and the measured time also holds fixed per-kernel costs that do not grow that much.
     Confirm on the device with pf-bench.
     """
     out = {"optimistic_ms": round(2.0 * gmac * 1e9 / (ORIN_NX_16GB["fp16_tflops"] * 1e12 * efficiency) * 1e3, 3)}
-    if h100_ms is not None:
-        out["pessimistic_ms"] = round(h100_ms * H100_SXM["dram_gbs"] / ORIN_NX_16GB["dram_gbs"], 3)
+    if measured_ms is not None and card_gbs:
+        out["pessimistic_ms"] = round(measured_ms * card_gbs / ORIN_NX_16GB["dram_gbs"], 3)
     out["fps_range"] = [round(1000.0 / out.get("pessimistic_ms", out["optimistic_ms"]), 1),
                         round(1000.0 / out["optimistic_ms"], 1)]
     return out
-
-
-def _time_cpu(engine, ir, vis, iters: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        engine.fuse(ir, vis)
-    samples = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        engine.fuse(ir, vis)
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    return samples
-
-
-def _time_cuda(engine, ir, vis, iters: int, warmup: int) -> list[float]:
-    """Device time of the model on tensors already on the GPU (host copies are the pipeline's)."""
-    import torch
-
-    ir_t = torch.from_numpy(ir)[None, None].cuda()
-    vis_t = torch.from_numpy(vis)[None, None].cuda()
-    run = engine.fuse_tensor if hasattr(engine, "fuse_tensor") else (lambda a, b: engine.fuse(ir, vis))
-    for _ in range(warmup):
-        run(ir_t, vis_t)
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        run(ir_t, vis_t)
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end))
-    return samples
 
 
 def opencv_laplacian_fusion_ms(size: tuple[int, int], levels: int = 4, iters: int = 30) -> float:

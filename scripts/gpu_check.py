@@ -1,0 +1,306 @@
+"""The GPU check: accuracy of fp16/bf16 and CUDA graphs against fp32, pf-bench speed, GPU tests.
+
+Run through scripts/gpu_check.sh (which makes the checkout importable without installing
+anything); by hand::
+
+    PYTHONPATH=. python3 scripts/gpu_check.py --out /tmp/gpu_check
+
+Writes ``gpu_check.md`` (tables to paste into docs/BENCHMARKS.md) and ``gpu_check.json`` to
+``--out`` and prints the same.  Nothing is downloaded and nothing is installed.
+Steps, each bounded in time so the whole run fits in about 8 minutes on an H100:
+
+1. environment (GPU, torch, CUDA, which optional packages exist);
+2. accuracy, in-process: every torch/cuda variant vs fp32 eager on structured 640x512
+   frames, graph re-capture on size changes, pinned frames in flight;
+3. speed: pf-bench (a subprocess per run, as a user would run it) for lite and full at
+   640x512 and 1280x1024 in fp32 / fp16 / fp16 + CUDA graphs, and ``--backend all``;
+4. the GPU test files (tests/test_gpu_*.py) under pytest, when pytest is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = ["640x512", "1280x1024"]
+MODES = [("fp32", False), ("fp16", False), ("fp16", True)]
+ITERS = {"lite": 300, "full": 100}
+REFERENCE_MS = 199.0  # PromptFusion as shipped, 640x512, H100 (docs: DESIGN.md)
+TOLERANCE = {"fp32": (1e-3, 1e-4), "fp16": (0.03, 0.01), "bf16": (0.08, 0.03)}  # worst pixel, relative
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def environment() -> dict:
+    import torch
+
+    env = {
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "capability": list(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "cpu_cores": os.cpu_count(),
+    }
+    for pkg in ("tensorrt", "torch_tensorrt", "onnxruntime", "onnx", "pytest", "cv2", "safetensors"):
+        env[pkg] = importlib.util.find_spec(pkg) is not None
+    if env["onnxruntime"]:
+        import onnxruntime as ort
+
+        env["ort_providers"] = ort.get_available_providers()
+    return env
+
+
+# -- 2. accuracy ---------------------------------------------------------------------------
+
+
+def accuracy() -> dict:
+    import torch
+
+    from pf_stream.backends import create_backend
+    from pf_stream.bench.model_bench import structured_pair
+
+    def err(got, want):
+        return {"max_abs": float(np.abs(got - want).max()),
+                "rel": float(np.linalg.norm(got - want) / np.linalg.norm(want))}
+
+    ir, vis = structured_pair(512, 640)
+    bf16 = torch.cuda.get_device_capability(0) >= (8, 0)
+    rows = []
+    for model in ("lite", "full"):
+        want = create_backend(model, "torch", "cuda", "fp32").fuse(ir, vis)
+        variants = [("fp32", True, False), ("fp16", False, False), ("fp16", True, False), ("fp16", True, True)]
+        if bf16:
+            variants += [("bf16", False, False), ("bf16", True, False)]
+        for precision, graphs, nhwc in variants:
+            b = create_backend(model, "torch", "cuda", precision, cuda_graphs=graphs, channels_last=nhwc)
+            got = b.fuse(ir, vis)
+            e = err(got, want)
+            worst, rel = TOLERANCE[precision]
+            label = f"{precision}{' + graphs' if graphs else ''}{' + channels_last' if nhwc else ''}"
+            rows.append({"model": model, "variant": label, **e, "ok": e["max_abs"] <= worst and e["rel"] <= rel})
+            b.close()
+
+    # Re-capture on size change, and results still right after it.
+    graphed = create_backend("lite", "torch", "cuda", "fp16", cuda_graphs=True)
+    eager = create_backend("lite", "torch", "cuda", "fp16")
+    recapture = []
+    for h, w in [(512, 640), (512, 640), (1024, 1280), (480, 640)]:
+        a, b = structured_pair(h, w, seed=h)
+        e = err(graphed.fuse(a, b), eager.fuse(a, b))
+        recapture.append({"size": f"{w}x{h}", "captures": graphed.graph_captures, **e})
+    recapture_ok = [r["captures"] for r in recapture] == [1, 1, 2, 3] and all(r["rel"] <= 1e-3 for r in recapture)
+
+    # Two frames in flight through the pinned double buffers.
+    pairs = [structured_pair(512, 640, seed=s) for s in range(4)]
+    want = [graphed.fuse(*p) for p in pairs]
+    pending = [graphed.submit(*pairs[0]), graphed.submit(*pairs[1])]
+    got = [pending[0].result()]
+    pending.append(graphed.submit(*pairs[2]))
+    got.append(pending[1].result())
+    pending.append(graphed.submit(*pairs[3]))
+    got += [pending[2].result(), pending[3].result()]
+    in_flight_ok = all(np.array_equal(g, w_) for g, w_ in zip(got, want))
+    return {"variants": rows, "recapture": recapture, "recapture_ok": recapture_ok, "in_flight_ok": in_flight_ok}
+
+
+def channels_last_timing() -> list[dict]:
+    """Device time of full fp16 + graphs with and without channels_last (decides the default)."""
+    import torch
+
+    from pf_stream.backends import create_backend
+
+    out = []
+    for nhwc in (False, True):
+        b = create_backend("full", "torch", "cuda", "fp16", cuda_graphs=True, channels_last=nhwc)
+        x = torch.rand(1, 1, 512, 640, device="cuda")
+        for _ in range(10):
+            b.fuse_tensor(x, x)
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(100):
+            b.fuse_tensor(x, x)
+        end.record()
+        end.synchronize()
+        out.append({"channels_last": nhwc, "ms": round(start.elapsed_time(end) / 100, 4)})
+        b.close()
+    return out
+
+
+# -- 3. speed ------------------------------------------------------------------------------
+
+
+def pf_bench(args: list[str], timeout: float) -> tuple[dict | None, str]:
+    cmd = [sys.executable, "-m", "pf_stream.cli.bench", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s"
+    if proc.returncode != 0:
+        return None, (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(proc.stdout), proc.stderr
+
+
+def speed(deadline: float) -> list[dict]:
+    rows = []
+    for model in ("lite", "full"):
+        for size in SIZES:
+            for precision, graphs in MODES:
+                label = f"{precision}{' + graphs' if graphs else ''}"
+                if time.monotonic() > deadline:
+                    rows.append({"model": model, "size": size, "variant": label, "error": "skipped: time budget spent"})
+                    continue
+                args = ["--model", model, "--backend", "torch", "--device", "cuda", "--precision", precision,
+                        "--size", size, "--iters", str(ITERS[model]), "--warmup", "20"]
+                result, note = pf_bench(args + (["--cuda-graphs"] if graphs else []), timeout=120)
+                if result is None:
+                    rows.append({"model": model, "size": size, "variant": label, "error": note})
+                else:
+                    rows.append({"model": model, "size": size, "variant": label, "fps": result["fps"],
+                                 "p50_ms": result["latency_ms"]["p50"], "p99_ms": result["latency_ms"]["p99"],
+                                 "roundtrip_p50_ms": (result.get("host_roundtrip_ms") or {}).get("p50"),
+                                 "gmac": result["gmac"]})
+                log(f"  {model:<5} {size:<10} {label:<13} " + (f"{rows[-1]['fps']:>9.1f} FPS" if "fps" in rows[-1]
+                                                             else rows[-1]["error"]))
+    return rows
+
+
+# -- 4. tests ------------------------------------------------------------------------------
+
+
+def run_tests(timeout: float) -> dict:
+    if importlib.util.find_spec("pytest") is None:
+        return {"ran": False, "summary": "pytest is not installed here: test files not run (steps 2-3 cover the GPU checks)"}
+    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_gpu_*.py"))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *files],
+                              capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"ran": True, "summary": f"timed out after {timeout:.0f} s"}
+    lines = proc.stdout.strip().splitlines()
+    return {"ran": True, "returncode": proc.returncode, "summary": lines[-1] if lines else proc.stderr[-500:],
+            "tail": lines[-25:]}
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def markdown(report: dict) -> str:
+    from pf_stream.bench.model_bench import card_dram_gbs, estimate_orin_nx_ms
+
+    env = report["env"]
+    md = [f"## GPU check: {env['gpu']} (sm{''.join(map(str, env['capability'] or []))}), torch {env['torch']}, "
+          f"CUDA {env['cuda']}, Python {env['python']}", ""]
+    acc = report.get("accuracy")
+    if acc:
+        md += ["Accuracy against fp32 eager on a structured 640x512 pair (output in [0, 1]):", "",
+               "| model | variant | max abs err | relative err | within tolerance |", "|---|---|---|---|---|"]
+        md += [f"| {r['model']} | {r['variant']} | {r['max_abs']:.2e} | {r['rel']:.2e} | {'yes' if r['ok'] else 'NO'} |"
+               for r in acc["variants"]]
+        captures = ", ".join(f"{r['size']}: {r['captures']}" for r in acc["recapture"])
+        md += ["", f"CUDA graph re-capture on size change: {'ok' if acc['recapture_ok'] else 'FAILED'} "
+               f"(captures after each size: {captures}); "
+               f"frames in flight through pinned buffers: {'ok' if acc['in_flight_ok'] else 'FAILED'}", ""]
+    rows = report.get("speed", [])
+    if rows:
+        md += ["pf-bench, torch backend, device time per frame (CUDA events; model only, frames already on the GPU):", "",
+               "| model | size | variant | FPS | p50 ms | p99 ms | numpy round trip p50 ms |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if "fps" in r:
+                rt = "" if r["roundtrip_p50_ms"] is None else f"{r['roundtrip_p50_ms']:.3f}"
+                md.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['fps']:.1f} | {r['p50_ms']:.3f} | "
+                          f"{r['p99_ms']:.3f} | {rt} |")
+            else:
+                md.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['error']} | | | |")
+        md.append("")
+        best = {(r["model"], r["size"]): r for r in rows if r.get("variant") == "fp16 + graphs" and "fps" in r}
+        lite, full = best.get(("lite", "640x512")), best.get(("full", "640x512"))
+        if lite:
+            md.append(f"Target lite fp16 + graphs >= 2000 FPS at 640x512: {lite['fps']:.0f} FPS -> "
+                      f"{'MET' if lite['fps'] >= 2000 else 'NOT MET'}")
+        if full:
+            speedup = REFERENCE_MS / full["p50_ms"]
+            md.append(f"Target full >= 10x the reference (199 ms/frame on an H100): {full['p50_ms']:.2f} ms, "
+                      f"{speedup:.0f}x -> {'MET' if speedup >= 10 else 'NOT MET'}")
+        gbs = card_dram_gbs(env["gpu"])
+        how = (f"pessimistic = this card's fp16 + graphs time x the DRAM bandwidth ratio ({gbs:.0f} / 102.4 GB/s)."
+               if gbs else "no pessimistic bound (this card's DRAM bandwidth is not in model_bench.CARD_DRAM_GBS).")
+        md += ["", "Jetson Orin NX 16GB, ESTIMATED (not measured): optimistic = counted GMAC at 25 % of its 15 TFLOPS "
+               f"fp16 peak; {how}", "", "| model | size | GMAC | estimated FPS range |", "|---|---|---|---|"]
+        for (model, size), r in sorted(best.items()):
+            est = estimate_orin_nx_ms(r["gmac"], r["p50_ms"], gbs)
+            md.append(f"| {model} | {size} | {r['gmac']:.2f} | {est['fps_range'][0]:.0f} - {est['fps_range'][1]:.0f} |")
+        md.append("")
+    if report.get("channels_last"):
+        md += ["full fp16 + graphs at 640x512, channels_last: " + ", ".join(
+            f"{'on' if r['channels_last'] else 'off'} {r['ms']:.3f} ms" for r in report["channels_last"]), ""]
+    if report.get("bench_all"):
+        md += ["pf-bench --backend all --model lite --size 640x512:", "", "```", report["bench_all"].strip(), "```", ""]
+    if report.get("tests"):
+        md += [f"GPU tests: {report['tests']['summary']}", ""]
+    return "\n".join(md)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="gpu_check_out", help="folder for gpu_check.md and gpu_check.json")
+    p.add_argument("--budget-s", type=float, default=450, help="stop starting new steps after this many seconds")
+    args = p.parse_args()
+    t0 = time.monotonic()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"env": environment()}
+    log(json.dumps(report["env"], indent=1))
+    if not report["env"]["gpu"]:
+        log("gpu_check: torch sees no CUDA GPU; nothing to check here")
+        return 2
+
+    def save() -> None:
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "gpu_check.md").write_text(markdown(report) + "\n")
+
+    log("\n== 2. accuracy (in-process)")
+    try:
+        report["accuracy"] = accuracy()
+        report["channels_last"] = channels_last_timing()
+    except Exception as exc:  # noqa: BLE001 - report and go on to the speed runs
+        report["accuracy_error"] = f"{type(exc).__name__}: {exc}"
+        log(report["accuracy_error"])
+    save()
+    log(f"   done at {time.monotonic() - t0:.0f} s")
+
+    log("\n== 3. speed (pf-bench)")
+    report["speed"] = speed(deadline=t0 + args.budget_s - 150)
+    save()
+    if time.monotonic() - t0 < args.budget_s - 150:
+        result, note = pf_bench(["--backend", "all", "--model", "lite", "--size", "640x512", "--iters", "50"], timeout=120)
+        report["bench_all"] = note if result is not None else f"failed: {note}"
+    save()
+    log(f"   done at {time.monotonic() - t0:.0f} s")
+
+    log("\n== 4. GPU tests")
+    left = args.budget_s - (time.monotonic() - t0)
+    report["tests"] = run_tests(timeout=max(30.0, left)) if left > 30 else {"ran": False, "summary": "no time left"}
+    save()
+    log(f"   done at {time.monotonic() - t0:.0f} s\n")
+    log(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    sys.exit(main())
