@@ -66,9 +66,12 @@ def test_readme_command_headless(tmp_path):
     assert "--display is off: no display" in proc.stderr  # a warning, not a crash
     assert " fps | glass-to-glass p50 " in proc.stderr  # the periodic headless stats line
     report = json.loads(stats.read_text())
-    assert report["frames"] == 30 and report["sinks"]["record"]["written"] == 30
+    record = report["sinks"]["record"]
+    assert report["frames"] == 30
+    # Live run: an encoder that falls behind skips frames rather than delaying fusion (counted).
+    assert record["written"] + record["dropped"] == 30 and record["written"] >= 15
     frames = decode(out)
-    assert len(frames) == 30 and frames[0].shape == (256, 320, 3)
+    assert len(frames) == record["written"] and frames[0].shape == (256, 320, 3)
     assert report["latency_ms"]["p95"] > 0 and report["fps"] > 0
 
 
