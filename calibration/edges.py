@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 NUM_BINS = 8  # direction bins over [0, pi); a point matches its own bin and both neighbours
+MIN_EDGE_LENGTH = 12  # px: shorter edge fragments are texture, not outlines
 
 
 @dataclass
@@ -64,7 +65,12 @@ def _edge_mask(gx: np.ndarray, gy: np.ndarray, mag: np.ndarray, keep: float) -> 
     edges = cv2.Canny(dx, dy, 0.5 * high * scale, high * scale, L2gradient=True)
     border = 3  # Sobel and blur are unreliable at the border
     edges[:border], edges[-border:], edges[:, :border], edges[:, -border:] = 0, 0, 0, 0
-    return edges > 0
+    # Texture (grass, foliage, sensor noise) breaks into short edge fragments that match
+    # anything nearby and pull the fit astray; outlines of objects are long.  Keep those.
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
+    long_enough = stats[:, cv2.CC_STAT_AREA] >= MIN_EDGE_LENGTH
+    long_enough[0] = False  # background
+    return long_enough[labels]
 
 
 def _subpixel_offsets(mag: np.ndarray, ys: np.ndarray, xs: np.ndarray, nx: np.ndarray, ny: np.ndarray) -> np.ndarray:

@@ -10,6 +10,11 @@ Schema (version 1)::
     error_px: 0.42                  # RMS reprojection / mean corner error, px (null if unknown)
     score: 0.93                     # method confidence in [0, 1] (null if not applicable)
     date: "2026-11-26T12:00:00Z"
+    model: homography               # optional: homography | affine | similarity (all stored as 3x3)
+    details: {pairs_used: 8}        # optional: method-specific numbers (checks, counts), for people
+
+Readers ignore keys they do not know, so adding optional keys keeps version 1.
+See docs/CALIBRATION.md for what error_px and score mean for each method.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Calibration:
     error_px: float | None = None
     score: float | None = None
     date: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    model: str = "homography"
+    details: dict[str, float | int | str] = field(default_factory=dict)
 
     def scaled_to(self, ir_size: tuple[int, int], vis_size: tuple[int, int]) -> np.ndarray:
         """Homography for other capture sizes: H' = S_vis @ H @ S_ir^-1 (pure rescaling)."""
@@ -82,7 +89,17 @@ def load_calibration(path: str | Path) -> Calibration:
         error_px=None if data.get("error_px") is None else float(data["error_px"]),
         score=None if data.get("score") is None else float(data["score"]),
         date=str(data.get("date", "")),
+        model=str(data.get("model", "homography")),
+        details=_details(data.get("details"), path),
     )
+
+
+def _details(value, path: Path) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: 'details' must be a mapping of names to numbers or text")
+    return {str(k): v for k, v in value.items() if isinstance(v, (int, float, str))}
 
 
 def save_calibration(cal: Calibration, path: str | Path) -> None:
@@ -97,11 +114,14 @@ def save_calibration(cal: Calibration, path: str | Path) -> None:
         "error_px": None if cal.error_px is None else float(cal.error_px),
         "score": None if cal.score is None else float(cal.score),
         "date": cal.date,
+        "model": cal.model,
     }
+    if cal.details:
+        doc["details"] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in cal.details.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("# pf-stream calibration: IR pixel -> VIS pixel (see calibration/schema.py)\n" + yaml.safe_dump(doc, sort_keys=False))
+        tmp.write_text("# pf-stream calibration: IR pixel -> VIS pixel (see calibration/schema.py)\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
         tmp.replace(path)
     except OSError as exc:
         raise UserError(f"cannot write calibration to {path}: {exc.strerror}") from None

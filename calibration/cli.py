@@ -1,0 +1,179 @@
+"""pf-calibrate: estimate the IR -> VIS transform and write pf-stream's calibration YAML.
+
+Examples::
+
+    pf-calibrate --method target --board 9x6 --ir shots/ir --vis shots/vis -o rig.yaml --overlay check.png
+    pf-calibrate --method target --board 9x6 --ir cam0 --vis rtsp://cam/vis --pairs 12 -o rig.yaml
+    pf-calibrate --method auto --ir scene_ir.png --vis scene_vis.png -o rig.yaml
+    pf-calibrate --method points clicks.csv --ir-size 640x512 --vis-size 1920x1080 -o rig.yaml
+
+--ir/--vis take a picture, a folder of pictures (paired by file name), or any pf-stream
+source (camera, RTSP, video file), from which --pairs pairs are grabbed.
+Exit codes: 0 written; 2 bad input, nothing found, or auto refused (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, project, rms_error
+from pf_stream.calibration.images import IMAGE_SUFFIXES, read_gray
+from pf_stream.calibration.schema import Calibration, save_calibration
+from pf_stream.errors import UserError, cli_entry, parse_size
+
+METHODS = ("target", "auto", "points")
+Pair = tuple[str, np.ndarray, np.ndarray]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pf-calibrate", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1]
+    )
+    p.add_argument("--method", required=True, choices=METHODS, help="target: checkerboard/circle grid; auto: any scene; points: a CSV/YAML of point pairs")
+    p.add_argument("points_file", nargs="?", help="with --method points: the CSV or YAML of ir_x, ir_y, vis_x, vis_y rows")
+    p.add_argument("--ir", help="IR picture, folder of pictures, or live source URI")
+    p.add_argument("--vis", help="VIS picture, folder of pictures, or live source URI")
+    p.add_argument("--pairs", type=int, help="live sources: pairs to grab (target 10, auto 1)")
+    p.add_argument("--interval", type=float, default=1.0, help="live sources: seconds between grabbed pairs (default 1)")
+    p.add_argument("--board", default="9x6", help="target: inner corners (chessboard) or circles per row x column (default 9x6)")
+    p.add_argument("--pattern", default="chessboard", choices=("chessboard", "circles"), help="target: chessboard or asymmetric circle grid")
+    p.add_argument("--model", default="homography", choices=MODELS, help="transform model (default homography)")
+    p.add_argument("--max-error", type=float, help="auto: largest estimated corner error to accept, VIS px (default 0.5%% of the VIS width)")
+    p.add_argument("--ir-size", help="points: IR image size WxH (else from the file or --ir)")
+    p.add_argument("--vis-size", help="points: VIS image size WxH (else from the file or --vis)")
+    p.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write (default calibration.yaml)")
+    p.add_argument("--overlay", help="also write a checkerboard/blend picture to judge the alignment (PNG)")
+    return p
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+
+def _folder_pairs(ir_dir: Path, vis_dir: Path) -> list[Pair]:
+    def pictures(d: Path) -> dict[str, Path]:
+        return {p.stem: p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+
+    ir_files, vis_files = pictures(ir_dir), pictures(vis_dir)
+    common = sorted(ir_files.keys() & vis_files.keys())
+    if not common:
+        raise UserError(f"no picture names in common between {ir_dir} ({len(ir_files)} pictures) and {vis_dir} ({len(vis_files)}): pairs are matched by file name")
+    return [(name, read_gray(ir_files[name], "IR picture"), read_gray(vis_files[name], "VIS picture")) for name in common]
+
+
+def load_pairs(ir: str | None, vis: str | None, live_count: int, interval: float, accept=None) -> list[Pair]:
+    """(name, ir_gray, vis_gray) pairs from pictures, folders, or live sources."""
+    if not ir or not vis:
+        raise UserError("give both --ir and --vis (pictures, folders, or live sources)")
+    ir_p, vis_p = Path(ir), Path(vis)
+    if ir_p.is_dir() and vis_p.is_dir():
+        return _folder_pairs(ir_p, vis_p)
+    if ir_p.suffix.lower() in IMAGE_SUFFIXES or vis_p.suffix.lower() in IMAGE_SUFFIXES:
+        return [(ir_p.name, read_gray(ir_p, "IR picture"), read_gray(vis_p, "VIS picture"))]
+    if ir_p.is_dir() != vis_p.is_dir():
+        raise UserError("--ir and --vis must both be folders, both pictures, or both live sources")
+    from pf_stream.calibration.live import grab_pairs
+
+    return grab_pairs(ir, vis, live_count, interval=interval, accept=accept)
+
+
+def _sizes(pairs: list[Pair]) -> tuple[tuple[int, int], tuple[int, int]]:
+    ir_sizes = {(p[1].shape[1], p[1].shape[0]) for p in pairs}
+    vis_sizes = {(p[2].shape[1], p[2].shape[0]) for p in pairs}
+    if len(ir_sizes) > 1 or len(vis_sizes) > 1:
+        raise UserError(f"all IR pictures must share one size and all VIS pictures another; got IR {sorted(ir_sizes)}, VIS {sorted(vis_sizes)}")
+    return ir_sizes.pop(), vis_sizes.pop()
+
+
+# --- methods -------------------------------------------------------------------------------
+
+
+def _run_target(args) -> tuple[Calibration, Pair | None]:
+    from pf_stream.calibration import target
+
+    board = target.parse_board(args.board)
+
+    def both_see_board(ir: np.ndarray, vis: np.ndarray) -> bool:
+        return target.detect(ir, board, args.pattern) is not None and target.detect(vis, board, args.pattern) is not None
+
+    pairs = load_pairs(args.ir, args.vis, args.pairs or 10, args.interval, accept=both_see_board)
+    ir_size, vis_size = _sizes(pairs)
+    res = target.calibrate(pairs, board, args.pattern, args.model)
+    cal = Calibration(
+        res.homography, ir_size, vis_size, method="target", error_px=res.rms_px, score=res.inliers / res.corners, model=args.model,
+        details={"pairs_used": res.pairs_used, "corners": res.corners, "inliers": res.inliers, "board": args.board, "pattern": args.pattern},
+    )
+    return cal, pairs[0]
+
+
+def _run_auto(args) -> tuple[Calibration, Pair | None]:
+    from pf_stream.calibration.auto import AutoOptions, RegistrationRefused, register
+
+    pairs = load_pairs(args.ir, args.vis, args.pairs or 1, args.interval)
+    ir_size, vis_size = _sizes(pairs)
+    opts = AutoOptions(model=args.model, max_error=args.max_error)
+    accepted, refusals = [], []
+    for pair in pairs:  # several pairs: keep the one with the smallest estimated error
+        try:
+            accepted.append((register(pair[1], pair[2], opts), pair))
+        except RegistrationRefused as exc:
+            refusals.append(f"{pair[0]}: {exc}" if len(pairs) > 1 else str(exc))
+    if not accepted:
+        raise RegistrationRefused(refusals[0] + (f" (and {len(refusals) - 1} more pairs refused)" if len(refusals) > 1 else ""))
+    res, pair = min(accepted, key=lambda a: a[0].error_px)
+    details = {"pair": pair[0], **res.checks}
+    return Calibration(res.homography, ir_size, vis_size, method="auto", error_px=res.error_px, score=res.score, model=args.model, details=details), pair
+
+
+def _run_points(args) -> tuple[Calibration, Pair | None]:
+    from pf_stream.calibration.points import read_points
+
+    if not args.points_file:
+        raise UserError("--method points needs the points file: pf-calibrate --method points clicks.csv ...")
+    pts = read_points(args.points_file)
+    pair = None
+    if args.ir and args.vis:
+        pair = load_pairs(args.ir, args.vis, 1, args.interval)[0]
+    ir_size = parse_size(args.ir_size) if args.ir_size else pts.ir_size or (pair and (pair[1].shape[1], pair[1].shape[0]))
+    vis_size = parse_size(args.vis_size) if args.vis_size else pts.vis_size or (pair and (pair[2].shape[1], pair[2].shape[0]))
+    if not ir_size or not vis_size:
+        raise UserError("--method points needs both image sizes: --ir-size WxH --vis-size WxH, ir_size/vis_size in the YAML, or --ir/--vis pictures")
+    h, _ = fit_model(pts.ir, pts.vis, args.model)
+    error = None
+    if len(pts.ir) > MIN_POINTS[args.model]:
+        error = rms_error(h, pts.ir, pts.vis)
+        worst = int(np.argmax(np.linalg.norm(project(h, pts.ir) - pts.vis, axis=1)))
+        worst_px = float(np.linalg.norm(project(h, pts.ir[worst : worst + 1]) - pts.vis[worst]))
+        if worst_px > max(3.0, 3.0 * error):
+            print(f"pf-calibrate: warning: point pair {worst + 1} is {worst_px:.1f} px off the fit: a misclick?", file=sys.stderr)
+    else:
+        print(f"pf-calibrate: warning: {len(pts.ir)} pairs fit a {args.model} exactly: add more to measure the error", file=sys.stderr)
+    cal = Calibration(h, tuple(ir_size), tuple(vis_size), method="points", error_px=error, score=None, model=args.model, details={"pairs": len(pts.ir)})
+    return cal, pair
+
+
+@cli_entry("pf-calibrate")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.points_file and args.method != "points":
+        raise UserError(f"unexpected argument {args.points_file!r}: only --method points takes a file")
+    run = {"target": _run_target, "auto": _run_auto, "points": _run_points}[args.method]
+    cal, pair = run(args)
+    if args.overlay:
+        if pair is None:
+            raise UserError("--overlay needs the pictures: give --ir and --vis")
+        from pf_stream.calibration.overlay import write_overlay
+
+        write_overlay(args.overlay, pair[1], pair[2], cal.homography)
+    save_calibration(cal, args.output)
+    err = "n/a" if cal.error_px is None else f"{cal.error_px:.2f} px"
+    score = "" if cal.score is None else f", score {cal.score:.2f}"
+    print(f"wrote {args.output}: {cal.method} {cal.model}, error {err}{score}, IR {cal.ir_size[0]}x{cal.ir_size[1]} -> VIS {cal.vis_size[0]}x{cal.vis_size[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""A picture to judge an alignment by eye: checkerboard mosaic | false-colour blend.
+
+Left half: tiles alternate between VIS and the warped IR, so a misalignment shows as
+broken lines at tile borders.  Right half: VIS in green, warped IR in magenta; where the
+two agree edges look gray/white, where they do not a coloured double edge appears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pf_stream.errors import UserError
+
+
+def _equalise(gray: np.ndarray) -> np.ndarray:
+    # Equalised contrast keeps a dim thermal picture from vanishing next to a bright VIS one.
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(gray)
+
+
+def make_overlay(ir: np.ndarray, vis: np.ndarray, homography: np.ndarray, tiles: int = 8) -> np.ndarray:
+    """BGR picture, twice the VIS width: checkerboard mosaic and green/magenta blend."""
+    h, w = vis.shape[:2]
+    warped = cv2.warpPerspective(_equalise(ir), homography, (w, h), flags=cv2.INTER_LINEAR)
+    valid = cv2.warpPerspective(np.full(ir.shape[:2], 255, np.uint8), homography, (w, h), flags=cv2.INTER_NEAREST) > 0
+    vis_eq = _equalise(vis)
+    tile = max(8, max(w, h) // tiles)
+    yy, xx = np.mgrid[0:h, 0:w]
+    use_ir = (((yy // tile) + (xx // tile)) % 2 == 1) & valid
+    mosaic = np.where(use_ir, warped, vis_eq)
+    blend = np.dstack([warped, vis_eq, warped])  # B, G, R: IR -> magenta, VIS -> green
+    return np.hstack([cv2.cvtColor(mosaic, cv2.COLOR_GRAY2BGR), blend])
+
+
+def write_overlay(path: str | Path, ir: np.ndarray, vis: np.ndarray, homography: np.ndarray) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(path), make_overlay(ir, vis, homography))
+    except (OSError, cv2.error) as exc:
+        raise UserError(f"cannot write overlay {path}: {exc}") from None
+    if not ok:
+        raise UserError(f"cannot write overlay {path}: use a .png or .jpg name in a writable folder")
