@@ -53,6 +53,15 @@ def test_autoencoder_path(model: FullFusion) -> None:
         assert [t.shape for t in fused] == [t.shape for t in feats]
 
 
+def test_fusion_layers_start_from_the_mean_of_both_cameras() -> None:
+    """Stage II starts where the reference does (up to scale): the mix layers average IR and VIS."""
+    a, b = torch.randn(1, 32, 5, 7), torch.randn(1, 32, 5, 7)
+    fresh = FullFusion()
+    for mix in (fresh.fusion.base_mix, fresh.fusion.detail_mix, fresh.fusion.contour_mix):
+        with torch.no_grad():
+            torch.testing.assert_close(mix(a, b), (a + b) / 2)
+
+
 def test_batch_items_do_not_mix(model: FullFusion) -> None:
     """forward() runs IR and VIS through the encoder as one batch: nothing may leak across."""
     ir, vis = _pair(2, 33, 40)
