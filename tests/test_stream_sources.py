@@ -351,6 +351,10 @@ def test_gst_source_reads_frames_from_a_real_pipeline():
     with open_source(gray16, role="ir") as src:
         (frame,) = _drain(src, 1)
     assert frame.image.dtype == np.uint16 and frame.image.shape == (30, 40)
+    own_sink = "gst://videotestsrc is-live=true ! video/x-raw,format=BGR,width=32,height=24 ! appsink name=mine drop=true"
+    with open_source(own_sink, role="vis") as src:
+        (frame,) = _drain(src, 1)
+    assert frame.image.shape == (24, 32, 3)
     with pytest.raises(UserError, match="bad GStreamer pipeline|cannot start"):
         open_source("gst://nosuchelement ! fakesink2", role="vis").start()
 
