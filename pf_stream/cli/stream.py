@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug log")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     for flags, key, options in FLAGS:
+        if "action" not in options and "metavar" not in options and "choices" not in options:
+            options = {**options, "metavar": key.rsplit(".", 1)[-1].upper()}  # FPS, not SOURCES.FPS
         p.add_argument(*flags, dest=key, default=argparse.SUPPRESS, **options)
     return p
 
