@@ -10,7 +10,7 @@ Writes ``gpu_check.md`` (tables to paste into docs/BENCHMARKS.md) and ``gpu_chec
 Steps, each bounded in time so the whole run fits in about 8 minutes on an H100:
 
 1. environment (GPU, torch, CUDA, which optional packages exist);
-2. accuracy, in-process: every torch/cuda variant vs fp32 eager on structured 640x512
+2. accuracy, in-process: every torch/cuda variant vs fp32 on the CPU on structured 640x512
    frames, graph re-capture on size changes, pinned frames in flight;
 3. speed: pf-bench (a subprocess per run, as a user would run it) for lite and full at
    640x512 and 1280x1024 in fp32 / fp16 / fp16 + CUDA graphs, and ``--backend all``;
@@ -36,7 +36,7 @@ SIZES = ["640x512", "1280x1024"]
 MODES = [("fp32", False), ("fp16", False), ("fp16", True)]
 ITERS = {"lite": 300, "full": 100}
 REFERENCE_MS = 199.0  # PromptFusion as shipped, 640x512, H100 (docs: DESIGN.md)
-TOLERANCE = {"fp32": (1e-3, 1e-4), "fp16": (0.03, 0.01), "bf16": (0.08, 0.03)}  # worst pixel, relative
+TOLERANCE = {"fp32": (5e-3, 2e-3), "fp16": (0.03, 0.01), "bf16": (0.08, 0.03)}  # worst pixel, relative
 
 
 def log(text: str = "") -> None:
@@ -81,8 +81,10 @@ def accuracy() -> dict:
     bf16 = torch.cuda.get_device_capability(0) >= (8, 0)
     rows = []
     for model in ("lite", "full"):
-        want = create_backend(model, "torch", "cuda", "fp32").fuse(ir, vis)
-        variants = [("fp32", True, False), ("fp16", False, False), ("fp16", True, False), ("fp16", True, True)]
+        # Reference: fp32 on the CPU (cuDNN's fp32 convolutions use TF32 on Ampere+ by default).
+        want = create_backend(model, "torch", "cpu", "fp32").fuse(ir, vis)
+        variants = [("fp32", False, False), ("fp32", True, False), ("fp16", False, False), ("fp16", True, False),
+                    ("fp16", True, True)]
         if bf16:
             variants += [("bf16", False, False), ("bf16", True, False)]
         for precision, graphs, nhwc in variants:
@@ -207,7 +209,7 @@ def markdown(report: dict) -> str:
           f"CUDA {env['cuda']}, Python {env['python']}", ""]
     acc = report.get("accuracy")
     if acc:
-        md += ["Accuracy against fp32 eager on a structured 640x512 pair (output in [0, 1]):", "",
+        md += ["Accuracy against fp32 on the CPU, structured 640x512 pair (output in [0, 1]; GPU fp32 uses TF32 convs):", "",
                "| model | variant | max abs err | relative err | within tolerance |", "|---|---|---|---|---|"]
         md += [f"| {r['model']} | {r['variant']} | {r['max_abs']:.2e} | {r['rel']:.2e} | {'yes' if r['ok'] else 'NO'} |"
                for r in acc["variants"]]

@@ -4,7 +4,8 @@ installed) TensorRT engines and ONNX Runtime's CUDA provider.
 
 Every test here skips, saying why, on a machine without what it needs; scripts/gpu_check.sh
 runs them on the GPU machine.  Accuracy is relative error ||a - b|| / ||b|| against the fp32
-eager model on structured frames (gradients, edges, texture), plus the worst pixel.
+model on the CPU (no TF32 there) on structured frames (gradients, edges, texture), plus the
+worst pixel.
 """
 
 from __future__ import annotations
@@ -28,10 +29,15 @@ def errors(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
     return float(np.abs(got - want).max()), float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
 
-def backend(model, precision="fp32", **kw):
+def backend(model, precision="fp32", device="cuda", **kw):
     from pf_stream.backends import create_backend
 
-    return create_backend(model, "torch", "cuda", precision, **kw)
+    return create_backend(model, "torch", device, precision, **kw)
+
+
+def reference(model, ir, vis):
+    """fp32 on the CPU: cuDNN's fp32 convolutions use TF32 on Ampere+ by default."""
+    return backend(model, device="cpu").fuse(ir, vis)
 
 
 def needs_bf16(precision):
@@ -44,7 +50,7 @@ def needs_bf16(precision):
 def test_half_precision_and_graphs_close_to_fp32(model, precision):
     needs_bf16(precision)
     ir, vis = structured_pair(512, 640)
-    want = backend(model).fuse(ir, vis)
+    want = reference(model, ir, vis)
     worst, rel = TOLERANCE[precision]
     eager = backend(model, precision)
     got = eager.fuse(ir, vis)
@@ -131,7 +137,7 @@ def test_tensorrt_engine_build_name_and_run(tmp_path, precision):
     assert key == built.key and mismatch(key, DeviceInfo.current(trt.__version__)) is None
     b = TensorRTBackend("lite", weights=str(built.path))
     ir, vis = structured_pair(512, 640)
-    want = backend("lite").fuse(ir, vis)
+    want = reference("lite", ir, vis)
     worst, rel = (1e-3, 1e-4) if precision == "fp32" else TOLERANCE["fp16"]
     for _ in range(3):
         got = b.fuse(ir, vis)
@@ -149,7 +155,7 @@ def test_onnxruntime_cuda_provider_matches_torch():
 
     b = create_backend("lite", "onnxruntime", "cuda", "fp32")
     ir, vis = structured_pair(512, 640)
-    want = backend("lite").fuse(ir, vis)
+    want = reference("lite", ir, vis)
     assert errors(b.fuse(ir, vis), want)[0] <= 1e-3
     t = b.fuse_tensor(torch.from_numpy(ir)[None, None].cuda(), torch.from_numpy(vis)[None, None].cuda())
     assert errors(t[0, 0].cpu().numpy(), want)[0] <= 1e-3
