@@ -1,4 +1,5 @@
-"""ONNX -> TensorRT engine with the TensorRT (10.x) Python API; build it on the GPU that runs it.
+"""ONNX -> TensorRT engine with the TensorRT Python API (10.x; 8.6 for JetPack 6.0); build it on
+the GPU that runs it.
 
     build_engine(onnx, out, precision="fp16", shapes=ShapeRange(min, opt, max))
 
@@ -157,7 +158,10 @@ def build_engine(
     device = DeviceInfo.current(trt.__version__)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    # TensorRT 10: explicit batch is the only mode (flag 0); 8.6 (JetPack 6.0) must be asked for it.
+    major = int(trt.__version__.split(".")[0])
+    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -179,18 +183,20 @@ def build_engine(
         profile.set_shape(name, shapes.nchw(shapes.min), shapes.nchw(shapes.opt), shapes.nchw(shapes.max))
     config.add_optimization_profile(profile)
 
-    cache_path = None
+    cache_path, calibrator = None, None
     if precision == "int8":
         if calib_frames is None:
             raise UserError("--precision int8 needs calibration frames: pass --calib-dir FOLDER (with ir/ and vi/)")
         cache_path = Path(calib_cache) if calib_cache else out.with_suffix(".calib")
         config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = make_calibrator(trt, calib_frames, cache_path)
+        calibrator = make_calibrator(trt, calib_frames, cache_path)  # kept referenced until the build ends
+        config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)  # calibrate at the opt shape
 
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     build_s = time.perf_counter() - t0
+    del calibrator
     if serialized is None:
         raise UserError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT messages above)")
     out.parent.mkdir(parents=True, exist_ok=True)

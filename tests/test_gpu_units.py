@@ -292,7 +292,8 @@ def test_colour_ops_are_bit_exact_with_opencv():
     y_ref, crcb_ref = split_luma_chroma(bgr)
     assert y.shape == (1, 1, 61, 83) and np.array_equal(y[0, 0].numpy(), y_ref)
     assert np.array_equal(crcb[0].permute(1, 2, 0).numpy(), crcb_ref)
-    fused = rng.random((61, 83), dtype=np.float32) * 1.2 - 0.1  # includes out-of-range values
+    fused = rng.random((61, 83), dtype=np.float32)
+    fused[0, :6] = [0.0, 1.0, 0.5 / 255, 1.5 / 255, 2.5 / 255, 254.5 / 255]  # edges and exact halves
     got = ycrcb_to_bgr(torch.from_numpy(fused)[None, None], crcb)
     assert got.dtype == torch.uint8 and np.array_equal(got.numpy(), merge_luma_chroma(fused, crcb_ref))
     gray = ycrcb_to_bgr(torch.from_numpy(fused)[None, None], None)
@@ -394,3 +395,104 @@ def test_calibration_frames_on_real_pairs(shared_data):
     assert len({a.stem for a, _ in pairs}) == 8  # spread over the folder, no repeats
     ir, vis = next(iter(frames))
     assert ir.shape == (1, 1, 128, 160) and 0.05 < float(vis.mean()) < 0.95
+
+
+# -- the engine builder's calls, against a stand-in tensorrt module ----------------------
+
+
+class FakeTrt:
+    """Just enough of the tensorrt module for build_engine's fp16 path; records what it is told."""
+
+    __version__ = "10.3.0"
+
+    def __init__(self):
+        self.log = []
+        fake = self
+
+        class Flag:
+            FP16, INT8, TF32, BF16 = "FP16", "INT8", "TF32", "BF16"
+
+        self.BuilderFlag = Flag
+        self.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
+        self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
+
+        class Network:
+            num_inputs = 2
+
+            def get_input(self, i):
+                return SimpleNamespace(name=["ir", "vis"][i])
+
+        class Profile:
+            def set_shape(self, name, lo, opt, hi):
+                fake.log.append(("shape", name, lo, opt, hi))
+
+        class Config:
+            def set_memory_pool_limit(self, pool, size):
+                fake.log.append(("pool", pool, size))
+
+            def set_flag(self, flag):
+                fake.log.append(("set", flag))
+
+            def clear_flag(self, flag):
+                fake.log.append(("clear", flag))
+
+            def add_optimization_profile(self, profile):
+                fake.log.append(("profile",))
+
+        class Builder:
+            def __init__(self, logger):
+                pass
+
+            def create_network(self, flags):
+                fake.log.append(("network", flags))
+                return Network()
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                return b"serialized-plan"
+
+        class Parser:
+            num_errors = 0
+
+            def __init__(self, network, logger):
+                pass
+
+            def parse(self, data):
+                fake.log.append(("parse", len(data)))
+                return True
+
+        self.Builder, self.OnnxParser = Builder, Parser
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_build_engine_calls(tmp_path, monkeypatch, precision):
+    from pf_stream.backends import base
+    from pf_stream.backends.engine_cache import DeviceInfo
+    from pf_stream.export import tensorrt as export_trt
+
+    fake = FakeTrt()
+    monkeypatch.setattr(export_trt, "require_tensorrt", lambda: fake)
+    monkeypatch.setattr(base, "require_tensorrt", lambda: fake)
+    monkeypatch.setattr(DeviceInfo, "current", classmethod(lambda cls, trt, index=0: H100))
+    onnx_path = tmp_path / "lite.onnx"
+    onnx_path.write_bytes(b"onnx-bytes")
+    shapes = ShapeRange((160, 128), (640, 512), (1920, 1200))
+    built = export_trt.build_engine(onnx_path, tmp_path / "out.engine", precision, shapes, model="lite", workspace_gb=2)
+    assert built.path.read_bytes() == b"serialized-plan"
+    assert ("network", 0) in fake.log and ("pool", "WORKSPACE", 2 << 30) in fake.log
+    # Both inputs get the same N,C,H,W range: height before width.
+    for name in ("ir", "vis"):
+        assert ("shape", name, (1, 1, 128, 160), (1, 1, 512, 640), (1, 1, 1200, 1920)) in fake.log
+    if precision == "fp16":
+        assert ("set", "FP16") in fake.log and ("clear", "TF32") not in fake.log
+    else:
+        assert ("clear", "TF32") in fake.log and ("set", "FP16") not in fake.log
+    key = read_engine_key(built.path)
+    assert key == built.key and key.precision == precision and key.shapes == shapes and key.gpu == H100.slug
+    with pytest.raises(UserError, match="--calib-dir"):
+        export_trt.build_engine(onnx_path, tmp_path / "int8.engine", "int8", shapes, model="lite")

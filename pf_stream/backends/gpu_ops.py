@@ -45,8 +45,9 @@ def bgr_to_ycrcb(bgr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def luma01_to_u8(y01: torch.Tensor) -> torch.Tensor:
-    """Float luminance in [0,1] -> integer 0..255 (int32), rounded like ``merge_luma_chroma``."""
-    return torch.clamp(y01 * 255.0 + 0.5, 0, 255).to(torch.int32)
+    """Float luminance in [0,1] -> integer 0..255 (int32), rounded like ``merge_luma_chroma``
+    (``cv2.convertScaleAbs``: round half to even, saturate; models already clip to [0, 1])."""
+    return torch.round(y01.float() * 255.0).clamp_(0, 255).to(torch.int32)
 
 
 def ycrcb_to_bgr(y01: torch.Tensor, crcb: torch.Tensor | None) -> torch.Tensor:

@@ -90,6 +90,8 @@ class EngineRunner:
         import torch
 
         self.check_shape(shape)
+        if self.buffers and self.device == "cuda":
+            torch.cuda.synchronize()  # an enqueued run may still use the old buffers (size changes are rare)
         self.buffers = {}
         for name in self.inputs:
             if not self.context.set_input_shape(name, shape):
