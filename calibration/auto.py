@@ -264,7 +264,8 @@ def _icp(
             jx, jy = param_jacobian(model, qn[:, 0], qn[:, 1])
             jac = (n[:, :1] * jx + n[:, 1:] * jy) / s
             normal_matrix = jac.T @ (jac * w[:, None])
-            step = -np.linalg.solve(normal_matrix + 1e-9 * np.trace(normal_matrix) * np.eye(n_par), jac.T @ (w * r))
+            gradient = jac.T @ (w * r)
+            step = -np.linalg.solve(normal_matrix + 1e-9 * np.trace(normal_matrix) * np.eye(n_par), gradient)
             g_new = nrm_inv @ param_matrix(model, step) @ nrm @ g
             g_new /= g_new[2, 2]
             moved = corner_error(g_new, g, size)
