@@ -143,14 +143,18 @@ def _check_target_args(args: argparse.Namespace):
 
 
 def _source_onnx(args: argparse.Namespace, folder: Path) -> Path:
+    """The ONNX the engine is built from: --onnx, or the model exported (dynamic sizes) into
+    ``folder`` as ``<model>-<digest>.onnx``, kept beside the engine for later rebuilds."""
     if args.onnx:
         return Path(args.onnx)
+    from pf_stream.backends.engine_cache import source_digest
     from pf_stream.export.onnx import export_onnx
     from pf_stream.model.registry import load_model
 
     model, info = load_model(args.model, args.weights, trust_pickle=args.trust_pickle)
     t0 = time.perf_counter()
-    path = export_onnx(model, folder / f"{args.model}.onnx", (64, 64), dynamic=True)
+    tmp = export_onnx(model, folder / f".{args.model}.onnx.tmp", (64, 64), dynamic=True)
+    path = tmp.replace(folder / f"{args.model}-{source_digest(tmp)}.onnx")
     log.info("exported %s -> %s (%.1f s)", info.describe(), path, time.perf_counter() - t0)
     return path
 
@@ -184,8 +188,6 @@ def _require_target_packages(fmt: str) -> None:
 
 
 def export_engine_report(args: argparse.Namespace, shapes, calib) -> dict:
-    import tempfile
-
     from pf_stream.backends.base import require_cuda, require_tensorrt
     from pf_stream.backends.engine_cache import DeviceInfo, EngineKey, source_digest
     from pf_stream.export.tensorrt import build_engine
@@ -193,19 +195,21 @@ def export_engine_report(args: argparse.Namespace, shapes, calib) -> dict:
 
     trt = require_tensorrt()
     require_cuda()
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = _source_onnx(args, Path(tmp))
-        key = EngineKey.for_device(args.model, source_digest(onnx_path), DeviceInfo.current(trt.__version__),
-                                   args.precision, shapes)
-        out = _out_path(args, key.filename())
-        built = build_engine(onnx_path, out, args.precision, shapes, model=args.model, calib_frames=calib,
-                             calib_cache=args.calib_cache, workspace_gb=args.workspace_gb)
+    folder = _out_path(args, "x").parent
+    onnx_path = _source_onnx(args, folder)
+    key = EngineKey.for_device(args.model, source_digest(onnx_path), DeviceInfo.current(trt.__version__),
+                               args.precision, shapes)
+    out = _out_path(args, key.filename())
+    built = build_engine(onnx_path, out, args.precision, shapes, model=args.model, calib_frames=calib,
+                         calib_cache=args.calib_cache, workspace_gb=args.workspace_gb)
     from pf_stream.backends.tensorrt_backend import EngineRunner, load_engine
 
     engine, _runtime = load_engine(trt, out)
     runner = EngineRunner(engine, engine.create_execution_context())
-    checks = {} if args.onnx else _parity(runner, load_model(args.model, args.weights, trust_pickle=args.trust_pickle)[0], shapes)
+    model = None if args.onnx else load_model(args.model, args.weights, trust_pickle=args.trust_pickle)[0]
+    checks = {} if model is None else _parity(runner, model, shapes)
     return {"model": args.model, "format": "engine", "file": str(out), "file_mb": round(out.stat().st_size / 1e6, 3),
+            "onnx": str(onnx_path),
             "precision": args.precision, "shapes": shapes.text(), "gpu": built.device.gpu, "tensorrt": trt.__version__,
             "build_s": round(built.build_s, 1), "calibration_cache": str(built.calibration_cache or "") or None, **checks}
 

@@ -496,3 +496,21 @@ def test_build_engine_calls(tmp_path, monkeypatch, precision):
     assert key == built.key and key.precision == precision and key.shapes == shapes and key.gpu == H100.slug
     with pytest.raises(UserError, match="--calib-dir"):
         export_trt.build_engine(onnx_path, tmp_path / "int8.engine", "int8", shapes, model="lite")
+
+
+def test_engine_source_onnx_kept_beside_the_engine(tmp_path):
+    """pf-export --format engine keeps the ONNX it built from, named by its digest (for rebuilds)."""
+    import argparse
+
+    import onnxruntime as ort
+
+    from pf_stream.backends.engine_cache import source_digest
+    from pf_stream.export.cli import _out_path, _source_onnx
+
+    args = argparse.Namespace(onnx=None, model="classic", weights=None, trust_pickle=False, out=f"{tmp_path}/")
+    path = _source_onnx(args, _out_path(args, "x").parent)
+    assert path.parent == tmp_path and path.name == f"classic-{source_digest(path)}.onnx"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, 1, 96, 80), dtype=np.float32)  # dynamic size
+    assert session.run(["fused"], {"ir": x, "vis": x})[0].shape == (1, 1, 96, 80)
