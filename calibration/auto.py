@@ -14,8 +14,9 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
    seen by only one camera drop out -- through similarity, affine, then the requested
    model, with a shrinking capture radius and then finer edges.
 3. **Vouch**: an estimate is accepted only if it passes every check in :func:`_vouch`
-   (clearly better than chance, a clear peak, no rival solution, same answer from
-   perturbed restarts, small predicted corner uncertainty).  Otherwise
+   (edges agree clearly better than chance, no distinct rival fits as well, perturbed
+   restarts come back, small Gauss-Newton corner error, and a block bootstrap over the
+   picture moves the corners less than ``max_error``).  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
 
