@@ -14,6 +14,19 @@ from torch import nn
 from pf_stream.model.contourlet import Contourlet
 
 
+# Width of the switch between the two cameras' coefficients.  A hard ``where`` flips on
+# rounding noise when |a| ~ |b| with opposite signs, so torch, ONNX Runtime and TensorRT
+# would disagree by up to 2|a| at such pixels; a ramp this narrow is a hard choice everywhere
+# else and bounds that disagreement by (rounding error / TIE_WIDTH) * |a - b|.
+TIE_WIDTH = 1e-3
+
+
+def max_abs_select(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per element, the coefficient of larger magnitude (ramped over TIE_WIDTH near ties)."""
+    w = ((a.abs() - b.abs()) * (0.5 / TIE_WIDTH) + 0.5).clamp(0.0, 1.0)
+    return b + w * (a - b)
+
+
 class ClassicFusion(nn.Module):
     has_weights = False
 
@@ -24,6 +37,6 @@ class ClassicFusion(nn.Module):
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         ir_low, ir_bands = self.contourlet.decompose(ir)
         vis_low, vis_bands = self.contourlet.decompose(vis)
-        bands = [torch.where(a.abs() >= b.abs(), a, b) for a, b in zip(ir_bands, vis_bands)]
+        bands = [max_abs_select(a, b) for a, b in zip(ir_bands, vis_bands)]
         fused = self.contourlet.reconstruct(0.5 * (ir_low + vis_low), bands)
         return fused.clamp(0.0, 1.0)
