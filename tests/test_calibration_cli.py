@@ -154,3 +154,16 @@ def test_grab_pairs_source_silence_is_a_user_error():
     with pytest.raises(UserError, match="no VIS frame from b"):
         grab_pairs("a", "b", 1, opener=sources.__getitem__, sleep=lambda s: None)
     assert sources["b"].stopped
+
+
+def test_cli_auto_grabs_pairs_from_real_video_sources(shared_data, tmp_path):
+    """--ir/--vis as pf-stream sources (here the registered M3SVD video pair)."""
+    clip = shared_data / "sequences" / "m3svd_videos" / "0113_1714"
+    out = tmp_path / "rig.yaml"
+    run = _cli("--method", "auto", "--ir", clip / "ir.mp4", "--vis", clip / "vi.mp4", "--pairs", 2, "--interval", 0.1, "-o", out)
+    assert run.returncode == 0, run.stderr
+    assert "grabbed pair 2/2" in run.stderr
+    cal = load_calibration(out)
+    assert cal.ir_size == cal.vis_size == (640, 480) and cal.details["pair"].startswith("live pair")
+    # The pair is registered by its authors: the answer must stay close to the identity.
+    assert corner_error(cal.homography, np.eye(3), cal.ir_size) < 4.0

@@ -91,7 +91,7 @@ def test_cli_target_writes_yaml_and_overlay(tmp_path, chess_pairs):
 
 def test_cli_no_target_found_is_one_line_exit_2(tmp_path):
     rng = np.random.default_rng(0)
-    pairs = [("noise", rng.integers(0, 255, (256, 320), dtype=np.uint8), rng.integers(0, 255, (480, 640), dtype=np.uint8))]
+    pairs = [("noise", rng.integers(0, 255, (128, 160), dtype=np.uint8), rng.integers(0, 255, (240, 320), dtype=np.uint8))]
     _write_pairs(tmp_path, pairs)
     run = _cli("--method", "target", "--ir", tmp_path / "ir", "--vis", tmp_path / "vis", "-o", tmp_path / "x.yaml")
     assert run.returncode == 2
