@@ -48,7 +48,7 @@ def test_trains_and_writes_loadable_weights(tmp_path, data):
     assert info.config["global_context"] is True
     fused = model(torch.rand(1, 1, 40, 52), torch.rand(1, 1, 40, 52))
     assert fused.shape == (1, 1, 40, 52)
-    rows = (run / "log.csv").read_text().splitlines()
+    rows = (run / "log_stage2.csv").read_text().splitlines()
     assert rows[0].startswith("stage,step,lr") and len(rows) == 1 + 6
 
 
@@ -86,7 +86,7 @@ def test_prompt_stage_runs_with_a_tiny_clip(tmp_path, data):
     run = tmp_path / "run"
     assert _train(["--data", str(data), "--out", str(run), "--steps", "3",
                    "--clip-weights", str(weights), "--clip-model", str(cfg)]) == 0
-    header, *rows = (run / "log.csv").read_text().splitlines()
+    header, *rows = (run / "log_stage2.csv").read_text().splitlines()
     assert {"prompt", "upper", "alpha"} <= set(header.split(","))
     alphas = [float(r.split(",")[header.split(",").index("alpha")]) for r in rows]
     assert alphas == sorted(alphas, reverse=True) and alphas[0] == pytest.approx(0.5)
@@ -164,3 +164,21 @@ def test_ctrl_c_on_the_real_process_leaves_a_usable_checkpoint(tmp_path, data):
     _, info = load_model("lite", run / "lite.safetensors")
     state = load_checkpoint(run, build_model("lite", info.config), {})
     assert state.stage == 2 and state.step >= 2
+
+
+def test_full_runs_both_stages_and_distils_into_lite(tmp_path, data):
+    from pf_stream.model.registry import load_model
+
+    full_run = tmp_path / "full"
+    assert _train(["--config", str(REPO / "configs/train/tiny_full.yaml"), "--data", str(data), "--out", str(full_run)]) == 0
+    stage1 = (full_run / "log_stage1.csv").read_text().splitlines()
+    assert stage1[0].split(",")[-2:] == ["reconstruction", "decomposition"] and len(stage1) == 3
+    _, info = load_model("full", full_run / "full.safetensors")
+    assert info.meta["steps"] == {"stage1": 2, "stage2": 2}
+
+    lite_run = tmp_path / "lite"
+    assert _train(["--data", str(data), "--out", str(lite_run), "--steps", "2", "--teacher", str(full_run / "full.safetensors"),
+                   "--init", str(tmp_path / "missing.safetensors")]) == 2  # --init must exist
+    assert _train(["--data", str(data), "--out", str(lite_run), "--steps", "2", "--teacher", str(full_run / "full.safetensors")]) == 0
+    header = (lite_run / "log_stage2.csv").read_text().splitlines()[0].split(",")
+    assert "distill" in header

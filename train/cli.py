@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pf-train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--config", help="training YAML (configs/train/lite.yaml, full.yaml, tiny.yaml)")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, weights, log.csv")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, weights, CSV logs")
     p.add_argument("--model", help="override the config's model (lite or full)")
     p.add_argument("--data", action="append", metavar="FOLDER", help="training folder(s) with ir/ and vi/ (replaces data.folders)")
     p.add_argument("--steps", type=int, help="override stage2.steps")
@@ -36,9 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-weights", metavar="PATH", help="local open_clip state dict (.safetensors/.pt); enables the prompt stage")
     p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture name, or an open_clip config .json")
     p.add_argument("--teacher", metavar="PATH", help="`full` weights to distil into the trained model")
+    p.add_argument("--init", metavar="PATH", help="start from these weights (same model and model_config): fine-tuning")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks one GPU per rank)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.csv)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log_stage<n>.csv)")
     return p
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     check_choice("model", config.model, [m for m in MODELS if m != "classic"])
     options = RunOptions(
-        out=out, clip_model=args.clip_model, clip_weights=args.clip_weights, teacher=args.teacher,
+        out=out, clip_model=args.clip_model, clip_weights=args.clip_weights, teacher=args.teacher, init=args.init,
         resume=args.resume, device=args.device, command="pf-train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         progress=not args.no_progress,
     )

@@ -7,8 +7,8 @@ Stage II optionally adds, each on its own switch:
 
 Everything a run writes lives in its run folder: ``checkpoint.safetensors`` (resumable
 state, see :mod:`pf_stream.train.checkpoint`), ``<model>.safetensors`` (+ ``.json``: the
-weights alone, for pf-eval / pf-stream ``--weights``), ``log.csv`` (one row per logged
-step) and ``config.yaml`` (the resolved config).
+weights alone, for pf-eval / pf-stream ``--weights``), ``log_stage<n>.csv`` (one row per
+logged step) and ``config.yaml`` (the resolved config).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class RunOptions:
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
     teacher: str | None = None  # overrides config.distill.teacher
+    init: str | None = None  # start from these weights (fine-tuning) instead of the seeded initial ones
     resume: bool = False
     device: str = "auto"
     command: str = ""
@@ -113,6 +114,8 @@ class Trainer:
         from pf_stream.model.registry import build_model
 
         self.net = build_model(c.model, c.model_config, seed=c.seed)
+        if o.init and not o.resume:
+            self._load_init(o.init)
         self.has_stage1 = hasattr(self.net, "encode") and hasattr(self.net, "decode")
         if c.stage1.steps > 0 and not self.has_stage1:
             log.info("model %s has no autoencoder (its contourlet transform is fixed and exact): Stage I skipped", c.model)
@@ -154,6 +157,17 @@ class Trainer:
             b = c.prompt.bilevel
             self.schedule = BdaSchedule(b.alpha0, b.half_life, b.upper_every)
 
+    def _load_init(self, path: str) -> None:
+        from pf_stream.model.weights import apply_state, load_state
+
+        state, meta = load_state(path)
+        same = meta is None or (meta.model == self.c.model and _effective(self.net, meta.config) == _effective(self.net, self.c.model_config))
+        if not same:
+            raise UserError(f"--init {path} holds {meta.model} {meta.config}, not {self.c.model} {self.c.model_config}: "
+                            "use weights of the same model and model_config")
+        apply_state(self.net, state, path)
+        log.info("starting from the weights in %s", path)
+
     # -- helpers ----------------------------------------------------------------------------
     def _batch(self, size: int):
         ir, vis = self.sampler.batch(size)
@@ -188,6 +202,7 @@ class Trainer:
             "loss": as_dict(c)["loss"],
             "prompt": f"CLIP {self.o.clip_model} ({self.o.clip_weights})" if self.clip is not None else "none (no CLIP weights given)",
             "distill": self.o.teacher or c.distill.teacher,
+            "init": self.o.init,
             "seed": c.seed,
             "torch": torch.__version__,
         }
@@ -200,7 +215,8 @@ class Trainer:
     def _log_row(self, row: dict) -> None:
         if not self.info.is_main:
             return
-        path = self.o.out / "log.csv"
+        # One file per stage: the two stages log different terms (columns).
+        path = self.o.out / f"log_stage{row['stage']}.csv"
         new = not path.exists()
         with path.open("a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(row))
@@ -327,6 +343,16 @@ class Trainer:
             return terms
 
         self._steps(c.stage2, state, {"stage2": opt, "prompt": opt_p}, body, "stage II (fusion)")
+
+
+def _effective(net: nn.Module, config: dict) -> dict:
+    """Constructor arguments with defaults filled in (tuples as lists): comparable configs."""
+    import inspect
+
+    params = inspect.signature(type(net).__init__).parameters
+    full = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    full.update(config)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
 
 
 def _raise_interrupt(signum, frame):

@@ -18,8 +18,8 @@ directly while keeping the output tied to real source content:
 * a contrast term: the fused crop's standard deviation should reach ``contrast_gain``
   times the larger of the sources', a one-sided (hinge) penalty;
 * ``target: contourlet`` replaces max(ir, vi) by a composite built in the contourlet
-  domain (see :class:`CompositeTarget`): an *additive* base (the IR lowpass added on top
-  of the visible one, re-centred on the visible mean brightness) and, in every directional
+  domain (see :class:`CompositeTarget`): an *additive* base (the visible lowpass's
+  variations added on top of the IR lowpass) and, in every directional
   subband, the stronger coefficient times ``target_gain``.  Scored with the protocol on
   RoadScene *training* pairs (never the test sets), that composite beats max(ir, vi) on
   EN, SD, SF and SCD by a wide margin (the additive base keeps both cameras' contrast;
@@ -68,9 +68,11 @@ def local_std(x: torch.Tensor, k: int = 7) -> torch.Tensor:
 class CompositeTarget:
     """Contourlet-domain fusion target (no parameters, no gradient).
 
-    lowpass:  ir_low + vis_low - mean(vis_low)   (per image: keep the visible exposure,
-              add the IR's thermal contrast on top of it; a plain max or mean of the two
-              lowpasses flattens whichever camera is darker there)
+    lowpass:  ir_low + vis_low - mean(vis_low)   (per image: the IR's brightness level with
+              the visible scene's variations added on top; a plain max or mean of the two
+              lowpasses flattens whichever camera is darker there.  Of the re-centrings
+              tried on training pairs -- IR mean, VIS mean, their average, the darker
+              one's -- the IR mean scored best on every metric)
     subbands: the coefficient of larger magnitude, times ``gain`` (> 1: crisper edges)
     """
 
