@@ -83,12 +83,14 @@ class Viewing:
         return [read_stamp(f) for f in self.frames]
 
 
-def ffmpeg_cmd(url: str, frames: int, transport: str = "tcp") -> list[str]:
+def ffmpeg_cmd(url: str, frames: int, transport: str = "tcp", io_timeout_s: float = READ_TIMEOUT_S) -> list[str]:
     return [
         "ffmpeg", "-hide_banner", "-nostdin", "-v", "error",
-        "-timeout", str(READ_TIMEOUT_S * 1_000_000),  # RTSP socket I/O timeout, µs
+        "-timeout", str(int(io_timeout_s * 1_000_000)),  # RTSP socket I/O timeout, µs
         "-rtsp_transport", transport, "-i", url,
-        "-frames:v", str(frames), "-fps_mode", "passthrough",
+        # Every decoded frame, stamped in the stream's own 90 kHz time base: ffmpeg's default
+        # (1/guessed-frame-rate) turns timing jitter under CPU load into muxer complaints.
+        "-frames:v", str(frames), "-fps_mode", "passthrough", "-enc_time_base", "-1",
         "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1",
     ]
 
@@ -96,12 +98,13 @@ def ffmpeg_cmd(url: str, frames: int, transport: str = "tcp") -> list[str]:
 class FfmpegViewer:
     """Debian's ffmpeg as a viewer process, decoding to raw BGR on stdout."""
 
-    def __init__(self, url: str, frames: int, width: int = W, height: int = H, transport: str = "tcp") -> None:
+    def __init__(self, url: str, frames: int, width: int = W, height: int = H, transport: str = "tcp",
+                 io_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.result = Viewing()
         self._size = width * height * 3
         self._shape = (height, width, 3)
         self.proc = subprocess.Popen(
-            ffmpeg_cmd(url, frames, transport), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            ffmpeg_cmd(url, frames, transport, io_timeout_s), stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._err: list[bytes] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -162,7 +162,9 @@ def test_viewer_before_the_first_frame_and_a_clean_stop_with_viewers_attached():
         while not _listening(port):  # bound before the model loads and capture starts
             assert run.proc.poll() is None and time.monotonic() < deadline, "\n".join(run.lines)
             time.sleep(0.02)
-        early = FfmpegViewer(f"rtsp://127.0.0.1:{port}/fused", 10_000, W, H)
+        # Its DESCRIBE is answered once pf-stream knows the picture size (after the model
+        # loads), so this viewer gets a longer I/O timeout than the others.
+        early = FfmpegViewer(f"rtsp://127.0.0.1:{port}/fused", 10_000, W, H, io_timeout_s=40)
         viewers.append(early)
         assert early.wait_frames(N, timeout=60), early.finish().log
         viewers.append(FfmpegViewer(f"rtsp://127.0.0.1:{port}/fused", 10_000, W, H, transport="udp"))
@@ -171,8 +173,8 @@ def test_viewer_before_the_first_frame_and_a_clean_stop_with_viewers_attached():
         code = run.stop(signal.SIGTERM)
     assert code == 0, "\n".join(run.lines[-20:])
     log = "\n".join(run.lines)
-    connected = log.find("rtsp: viewer 127.0.0.1 connected")
-    assert 0 <= connected < log.find("running: "), "the viewer did not connect before capture started:\n" + log
+    waiting = log.find("rtsp: a viewer is waiting for the first picture")
+    assert 0 <= waiting < log.find("running: "), "the viewer did not connect before capture started:\n" + log
     assert "rtsp: stopped" in log
     for viewer in viewers:
         view = viewer.finish(timeout=15)

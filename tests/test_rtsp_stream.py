@@ -8,6 +8,7 @@ so each check compares a decoded frame with exactly the one that was sent.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 
@@ -73,6 +74,21 @@ def test_ffmpeg_reads_the_stream(live):
     assert view.returncode == 0, view.log
     assert view.log.strip() == "", f"ffmpeg reported errors:\n{view.log}"
     check_viewing(view, N)
+
+
+def test_timestamps_are_at_least_one_frame_apart(live):
+    # What players and recorders rounding to the frame rate need: never two frames in one slot.
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-timeout", "5000000", "-read_intervals", "%+3",
+         "-select_streams", "v:0", "-show_entries", "packet=pts", "-of", "csv=p=0", live.url],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    fields = [line.split(",")[0] for line in out.stdout.split()]
+    pts = [int(v) for v in fields if v.lstrip("-").isdigit()]  # the very first packet has none (N/A)
+    assert len(pts) >= 60, out.stdout[:200]
+    steps = np.diff(pts)
+    assert steps.min() >= 90_000 / FPS, f"frames closer than one period (90 kHz ticks): {sorted(steps)[:5]}"
 
 
 def test_opencv_reads_the_stream(live):

@@ -67,6 +67,7 @@ def _viewer(url: str, seconds: float, warmup_s: float, queue) -> None:
     import av
 
     latencies: list[int] = []
+    seen: set[int] = set()  # a repeated frame is old by design: time each frame's first arrival only
     container = av.open(
         url,
         options={"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay", "timeout": "5000000"},
@@ -80,8 +81,10 @@ def _viewer(url: str, seconds: float, warmup_s: float, queue) -> None:
             elapsed = time.monotonic() - start
             if elapsed > warmup_s + seconds:
                 break
-            if elapsed > warmup_s:
-                latencies.append(age_ms(read_stamp(frame.to_ndarray(format="gray"))))
+            stamp = read_stamp(frame.to_ndarray(format="gray"))
+            if elapsed > warmup_s and stamp not in seen:
+                latencies.append(age_ms(stamp))
+            seen.add(stamp)
     finally:
         container.close()
     queue.put(latencies)
@@ -98,10 +101,10 @@ def run(width: int, height: int, fps: float, viewers: int, seconds: float, encod
     texture = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)  # something worth encoding
     warmup_s = 2.0
 
-    def feed_for(duration: float) -> float:
-        """Feed frames at ``fps`` for ``duration`` s; return this process's CPU seconds used."""
+    def feed_for(duration: float, until=lambda: False) -> float:
+        """Feed frames at ``fps`` for ``duration`` s (or until ``until()``); return the CPU seconds used."""
         cpu0, t0, seq = time.process_time(), time.monotonic(), 0
-        while time.monotonic() - t0 < duration:
+        while time.monotonic() - t0 < duration and not until():
             image = np.roll(texture, seq * 4, axis=1)
             sink.write(FusedFrame(stamp_frame(image, now_ms()), time.monotonic(), seq))
             seq += 1
@@ -117,8 +120,14 @@ def run(width: int, height: int, fps: float, viewers: int, seconds: float, encod
             p.start()
         feed_for(warmup_s + 1.0)  # connect + warm-up, not measured
         busy_cpu = feed_for(seconds - 1.0) / (seconds - 1.0)
-        feed_for(1.5)
-        results = [queue.get(timeout=30) for _ in procs]
+        results: list[list[int]] = []
+
+        def all_reported() -> bool:  # keep feeding until every viewer has its numbers
+            while not queue.empty():
+                results.append(queue.get())
+            return len(results) == len(procs)
+
+        feed_for(warmup_s + seconds + 30, until=all_reported)
         for p in procs:
             p.join(timeout=10)
     finally:
@@ -127,12 +136,20 @@ def run(width: int, height: int, fps: float, viewers: int, seconds: float, encod
     return {
         "size": f"{width}x{height}", "fps": fps, "viewers": viewers, "encoder": sink.encoder_element,
         "frames": len(lat), "frames_per_viewer": [len(r) for r in results],
-        "median_ms": statistics.median(lat) if lat else None,
-        "p95_ms": lat[int(0.95 * (len(lat) - 1))] if lat else None,
+        "per_viewer_median_p95_ms": [_median_p95(r) for r in results],
+        "median_ms": _median_p95(lat)[0],
+        "p95_ms": _median_p95(lat)[1],
         "server_cpu_idle_pct": round(100 * idle_cpu, 1),
         "server_cpu_encoding_pct": round(100 * busy_cpu, 1),
         "cpu_count": os.cpu_count(),
     }
+
+
+def _median_p95(values: list[int]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def main(argv: list[str] | None = None) -> int:

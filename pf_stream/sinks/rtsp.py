@@ -20,6 +20,7 @@ gst_encoders.py (encoder choice and pipeline text) and rtsp_url.py (the address)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -40,6 +41,8 @@ PASSWORD_ENV = "PF_STREAM_RTSP_PASSWORD"
 DEFAULT_FPS = 30.0
 # A viewer that connects before open() waits this long for the picture size.
 WAIT_FOR_OPEN_S = 20.0
+# How far ahead of real time a timestamp may be pushed to keep frames a period apart.
+MAX_LEAD_PERIODS = 2
 
 
 class RtspSink(Sink):
@@ -164,6 +167,10 @@ class RtspSink(Sink):
 
     def _launch_text(self) -> str | None:
         """Called by gst-rtsp-server (a client thread) when the first viewer needs a pipeline."""
+        if not self._opened.is_set():
+            # Typically while the model loads: the picture size is not known yet.  The
+            # viewer's DESCRIBE waits (most players wait far longer than this).
+            log.info("rtsp: a viewer is waiting for the first picture")
         if not self._opened.wait(WAIT_FOR_OPEN_S) or self._stop.is_set():
             return None
         width, height, fps = self._geometry
@@ -171,23 +178,25 @@ class RtspSink(Sink):
         return media_launch(self._encoder.key, settings, width, height, fps)
 
     def _run_clock(self) -> None:
-        """While somebody watches, push frames into the encoder, paced at the output rate.
+        """While somebody watches, push each new frame as soon as it is written, and repeat
+        the last picture every period when none comes (a slow model, a stalled source).
 
-        A new frame goes out as soon as it is written, unless the previous push was less
-        than one period ago: then it waits for the rest of that period (and whatever frame
-        is newest by then goes).  With no new frame for 1.5 periods (a slow model, a stalled
-        source) the last picture is repeated every period.  Pushes are therefore at least a
-        period apart — timestamps stay evenly spaced for players — and never wait longer
-        than needed for a new frame.
+        Timestamps: the pipeline's running time on arrival, but at least one period after
+        the previous frame's, so players and recorders that round to the frame rate never
+        see two frames in one slot.  A frame that would have to be stamped more than
+        ``MAX_LEAD_PERIODS`` ahead of now (the source runs faster than the output rate) is
+        skipped instead, so timestamps never drift ahead of real time.
         """
         Gst = self._gst.Gst
         width, height, fps = self._geometry
         period = 1.0 / fps
+        # Rounded up: RTP payloaders truncate to the 90 kHz clock, and a period even 1 ns
+        # short can put two frames 2999 ticks apart, i.e. in one frame slot for a player.
+        period_ns = math.ceil(Gst.SECOND / fps)
         shown: tuple[str, FusedFrame | None] | None = None  # what `data` holds
         data = b""
         last_push, repeat_after = 0.0, period
-        period_ns = int(period * Gst.SECOND)
-        stamped_for, pts = None, None  # the appsrc our timestamps belong to, and the last one
+        stamped_for, last_pts = None, None  # the appsrc our timestamps belong to, and its last one
         while True:
             with self._new_frame:
                 self._new_frame.wait_for(
@@ -195,27 +204,30 @@ class RtspSink(Sink):
                     timeout=max(0.0, last_push + repeat_after - time.monotonic()),
                 )
                 fresh = self._fresh
-            # Pace: at most one push per period (wakes early only to stop).
-            if self._stop.wait(max(0.0, last_push + period - time.monotonic())):
+            if self._stop.is_set():
                 return
             state = self._take()
             last_push = time.monotonic()
-            # After a new frame, allow some jitter before repeating it.
+            # After a new frame, allow some jitter before repeating it; then repeat every period.
             repeat_after = 1.5 * period if fresh else period
             appsrc = self._server.appsrc
             if appsrc is None:
                 shown = None  # nobody watches: convert nothing, push nothing
                 continue
+            if appsrc is not stamped_for:  # a new pipeline: its running time starts afresh
+                stamped_for, last_pts = appsrc, None
+            now = _running_time(appsrc)
+            pts = now if last_pts is None else max(now, last_pts + period_ns)
+            if pts - now > MAX_LEAD_PERIODS * period_ns:
+                continue  # frames come faster than the output rate: skip this one
             if shown is None or state[0] != shown[0] or state[1] is not shown[1]:
                 data = cv2.cvtColor(_picture(state, width, height), cv2.COLOR_BGR2YUV_I420).tobytes()
                 shown = state
                 self.frames_converted += 1
-            if appsrc is not stamped_for:  # a new pipeline: its running time starts afresh
-                stamped_for, pts = appsrc, None
-            pts = _next_pts(appsrc, pts, period_ns)
             buf = Gst.Buffer.new_wrapped(data)
             buf.pts, buf.duration = pts, period_ns
             appsrc.emit("push-buffer", buf)
+            last_pts = pts
             self.frames_pushed += 1
 
     def _take(self) -> tuple[str, FusedFrame | None]:
@@ -231,17 +243,10 @@ class RtspSink(Sink):
         return "live", frame
 
 
-def _next_pts(appsrc, last: int | None, period_ns: int) -> int:
-    """Timestamp for the next buffer: the pipeline's running time now, but at least one
-    period after the previous one.
-
-    Stamping on arrival keeps latency lowest; the one-period floor keeps timestamps strictly
-    spaced even when this thread was briefly descheduled, so players and recorders that
-    round to the frame rate never see two frames in one slot.
-    """
+def _running_time(appsrc) -> int:
+    """The media pipeline's running time now, in ns (0 before it has a clock)."""
     clock = appsrc.get_clock()
-    now = clock.get_time() - appsrc.get_base_time() if clock is not None else 0
-    return now if last is None else max(now, last + period_ns)
+    return clock.get_time() - appsrc.get_base_time() if clock is not None else 0
 
 
 def _picture(state: tuple[str, FusedFrame | None], width: int, height: int) -> np.ndarray:
