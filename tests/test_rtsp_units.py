@@ -182,3 +182,16 @@ def test_user_without_password_is_refused(monkeypatch):
 
     with pytest.raises(UserError, match="PF_STREAM_RTSP_PASSWORD"):
         RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), user="viewer", password=None)
+
+
+def test_frames_are_fitted_to_the_stream_size():
+    import numpy as np
+
+    from pf_stream.sinks.rtsp import _caption, _fit
+
+    odd = np.full((257, 321, 3), 50, np.uint8)
+    padded = _fit(odd, 322, 258)  # odd sizes: one replicated pixel, not a resize
+    assert padded.shape == (258, 322, 3) and (padded[:257, :321] == odd).all() and (padded[-1] == 50).all()
+    assert _fit(np.zeros((100, 80), np.uint8), 160, 200).shape == (200, 160, 3)  # gray, other size
+    card = _caption(np.zeros((256, 320, 3), np.uint8), "NO SIGNAL")
+    assert card.max() == 255 and card.mean() < 30  # white text on the picture, original untouched

@@ -3,12 +3,13 @@
     pf-stream ... --rtsp rtsp://@:8554/fused      # all interfaces
     ffplay -fflags nobuffer -flags low_delay rtsp://HOST:8554/fused
 
-How a frame travels: ``write`` only keeps a reference to the newest frame (it never blocks
-the pipeline).  A clock thread ticks at the output rate; on each tick, *if someone is
-watching*, it converts the newest frame to I420 (once per new frame) and pushes it into the
-shared media's appsrc, which x264/NVENC encode once for all viewers.  So:
+How a frame travels: ``write`` only keeps a reference to the newest frame and wakes a
+pusher thread (it never blocks the pipeline).  *If someone is watching*, the pusher
+converts that frame to I420 and pushes it at once into the shared media's appsrc, which
+x264/NVENC encode once for all viewers.  So:
 
-- a slow model does not stall viewers: the last fused frame is repeated at the output rate;
+- a slow model does not stall viewers: with no new frame for 1.5 periods, the last fused
+  frame is repeated every period (the output rate given to ``open``);
 - a source that stops altogether turns, after ``no_signal_after_s``, into a dimmed last
   frame with "NO SIGNAL" (before the first frame viewers see "WAITING FOR VIDEO");
 - with no viewer, no conversion and no encoding happen at all.
@@ -123,7 +124,7 @@ class RtspSink(Sink):
 
     @property
     def viewers(self) -> int:
-        """Viewers with an open RTSP connection."""
+        """Clients with an open RTSP connection."""
         return self._server.viewers
 
     @property
@@ -156,6 +157,7 @@ class RtspSink(Sink):
             return
         self._closed = True
         self._stop.set()
+        self._opened.set()  # a viewer still waiting for the picture size gives up now
         with self._new_frame:
             self._new_frame.notify()
         if self._clock is not None:

@@ -172,14 +172,14 @@ class RtspServer:
         with self._lock:
             self._viewers += 1
             count = self._viewers
-        log.info("rtsp: viewer %s connected (%d open)", peer, count)
+        log.info("rtsp: client %s connected (%d open)", peer, count)
         client.connect("closed", self._on_client_closed, peer)
 
     def _on_client_closed(self, _client, peer) -> None:
         with self._lock:
             self._viewers -= 1
             count = self._viewers
-        log.info("rtsp: viewer %s left (%d open)", peer, count)
+        log.info("rtsp: client %s left (%d open)", peer, count)
 
     def _set_auth(self, server, factory, user: str, password: str) -> None:
         Gst, GstRtspServer = self._gst.Gst, self._gst.GstRtspServer
