@@ -149,12 +149,20 @@ def read_ffmpeg(url: str, frames: int, **kw) -> Viewing:
 
 
 def read_opencv(url: str, frames: int) -> Viewing:
-    # RTP over TCP; must be in the environment before the capture opens.
-    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
-    cap = cv2.VideoCapture(
-        url, cv2.CAP_FFMPEG,
-        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_S * 1000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_S * 1000],
-    )
+    # RTP over TCP: OpenCV reads it from the environment when the capture opens; put the
+    # old value back so other tests in this process see what they expect.
+    key, old = "OPENCV_FFMPEG_CAPTURE_OPTIONS", os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+    os.environ[key] = "rtsp_transport;tcp"
+    try:
+        cap = cv2.VideoCapture(
+            url, cv2.CAP_FFMPEG,
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_S * 1000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_S * 1000],
+        )
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
     result = Viewing()
     try:
         if not cap.isOpened():

@@ -76,19 +76,22 @@ def test_ffmpeg_reads_the_stream(live):
     check_viewing(view, N)
 
 
-def test_timestamps_are_at_least_one_frame_apart(live):
-    # What players and recorders rounding to the frame rate need: never two frames in one slot.
+def test_timestamps_a_frame_apart_and_one_idr_per_second(live):
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-timeout", "5000000", "-read_intervals", "%+3",
-         "-select_streams", "v:0", "-show_entries", "packet=pts", "-of", "csv=p=0", live.url],
+         "-select_streams", "v:0", "-show_entries", "packet=pts,flags", "-of", "csv=p=0", live.url],
         capture_output=True, text=True, timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    fields = [line.split(",")[0] for line in out.stdout.split()]
-    pts = [int(v) for v in fields if v.lstrip("-").isdigit()]  # the very first packet has none (N/A)
-    assert len(pts) >= 60, out.stdout[:200]
-    steps = np.diff(pts)
+    rows = [line.split(",") for line in out.stdout.split()]
+    rows = [(int(r[0]), r[1]) for r in rows if r[0].lstrip("-").isdigit()]  # the first packet has no pts
+    assert len(rows) >= 60, out.stdout[:200]
+    # What players and recorders rounding to the frame rate need: never two frames in one slot.
+    steps = np.diff([pts for pts, _ in rows])
     assert steps.min() >= 90_000 / FPS, f"frames closer than one period (90 kHz ticks): {sorted(steps)[:5]}"
+    # --keyframe-interval 1 (the default): a late joiner waits at most about a second.
+    keys = [i for i, (_, flags) in enumerate(rows) if "K" in flags]
+    assert len(keys) >= 2 and set(np.diff(keys)) == {int(FPS)}, f"key frames at packets {keys}"
 
 
 def test_opencv_reads_the_stream(live):
