@@ -14,6 +14,10 @@ The whole pipeline on synthetic sources (see pf_stream/bench/pipeline_bench.py):
 
     pf-bench --pipeline [pipeline options]
 
+RTSP glass-to-glass latency with real viewers (see pf_stream/bench/rtsp_latency.py)::
+
+    pf-bench --rtsp [--viewers 3 --seconds 10 --size 640x512 --encoder auto]
+
 Numbers go to docs/BENCHMARKS.md with the machine named; tests never assert on them.
 """
 
@@ -100,6 +104,10 @@ def run_model_bench(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="pf-bench: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
+    if "--rtsp" in argv:
+        from pf_stream.bench.rtsp_latency import main as rtsp_latency_main
+
+        return rtsp_latency_main([a for a in argv if a != "--rtsp"])
     if "--pipeline" in argv:
         from pf_stream.bench.pipeline_bench import run_pipeline_bench
 
