@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["warps", "mismatched", "msrs"])
     args = parser.parse_args()
     if "warps" not in args.skip:
-        print(f"| pair | accepted | raw error px | relative error px | estimated px | s | note |\n|---|---|---|---|---|---|---|")
+        print("| pair | accepted | raw error px | relative error px | estimated px | s | note |\n|---|---|---|---|---|---|---|")
         for c in known_warp_cases(args.data, args.cases, args.seed):
             print(f"| {c.name} | {'yes' if c.accepted else 'no'} | {c.raw_px:.2f} | {c.relative_px:.2f} | {c.estimated_px:.2f} | {c.seconds:.1f} | {c.note[:90]} |", flush=True)
     if "mismatched" not in args.skip:

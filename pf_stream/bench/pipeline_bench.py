@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import threading
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from pf_stream.config import RunConfig, validate
 from pf_stream.errors import UserError, parse_size
 from pf_stream.stats import rss_mb
+from pf_stream.bench import machine_description
 
 log = logging.getLogger("pf_stream.bench")
 
@@ -174,18 +173,6 @@ class _RssSampler:
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 if __name__ == "__main__":

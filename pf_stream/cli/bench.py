@@ -27,13 +27,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 from pathlib import Path
 
 from pf_stream.backends.base import BACKENDS, DEVICES, PRECISIONS
 from pf_stream.errors import UserError, check_choice, cli_entry, parse_size
 from pf_stream.model.registry import MODELS
+from pf_stream.bench import machine_description
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,18 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opencv-baseline", action="store_true", help="also time a plain OpenCV Laplacian-pyramid fusion")
     p.add_argument("--json", help="write the result here as JSON")
     return p
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def _check_json_path(path: str | None) -> None:
