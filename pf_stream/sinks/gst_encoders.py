@@ -14,7 +14,8 @@ Three jobs, each small and separately testable:
 Every chain starts from I420 in system memory (the sink converts BGR once per new frame)
 and is tuned for latency: no B-frames, one IDR per keyframe interval.  SPS/PPS go in-band
 before each IDR (rtph264pay ``config-interval=1``; ``-1`` corrupts key frames when x264
-uses sliced threads), so a viewer who joins late starts at the next IDR.
+uses sliced threads), so a viewer can start at any IDR (and rtsp.py forces one for each
+viewer that starts playing).
 """
 
 from __future__ import annotations
@@ -136,14 +137,15 @@ def media_launch(key: str, settings: EncoderSettings, width: int, height: int, f
 def load_gstreamer() -> SimpleNamespace:
     """Import and initialise GStreamer + gst-rtsp-server; UserError with an install hint if absent.
 
-    Returns a namespace with ``Gst``, ``GLib``, ``GObject`` and ``GstRtspServer``.
+    Returns a namespace with ``Gst``, ``GLib``, ``GObject``, ``GstRtspServer`` and ``GstVideo``.
     """
     try:
         import gi
 
         gi.require_version("Gst", "1.0")
         gi.require_version("GstRtspServer", "1.0")
-        from gi.repository import GLib, GObject, Gst, GstRtspServer
+        gi.require_version("GstVideo", "1.0")
+        from gi.repository import GLib, GObject, Gst, GstRtspServer, GstVideo
     except (ImportError, ValueError) as exc:
         # ImportError: PyGObject missing; ValueError: a typelib (namespace) missing.
         raise UserError(f"RTSP output needs GStreamer ({exc}); {GST_INSTALL_HINT}") from None
@@ -156,7 +158,7 @@ def load_gstreamer() -> SimpleNamespace:
             f"GStreamer elements {', '.join(missing)} are missing; install gstreamer1.0-plugins-base, "
             "gstreamer1.0-plugins-good and gstreamer1.0-plugins-bad (scripts/setup.sh does)"
         )
-    return SimpleNamespace(Gst=Gst, GLib=GLib, GObject=GObject, GstRtspServer=GstRtspServer)
+    return SimpleNamespace(Gst=Gst, GLib=GLib, GObject=GObject, GstRtspServer=GstRtspServer, GstVideo=GstVideo)
 
 
 def try_encoder(gst: SimpleNamespace, key: str, timeout_s: float = 5.0) -> str | None:

@@ -12,7 +12,9 @@ x264/NVENC encode once for all viewers.  So:
   frame is repeated every period (the output rate given to ``open``);
 - a source that stops altogether turns, after ``no_signal_after_s``, into a dimmed last
   frame with "NO SIGNAL" (before the first frame viewers see "WAITING FOR VIDEO");
-- with no viewer, no conversion and no encoding happen at all.
+- with no viewer, no conversion and no encoding happen at all (the encoder pipeline, once
+  built, stays idle; see rtsp_server.py for why it is not torn down);
+- each viewer that starts playing gets a forced key frame, so it has a picture at once.
 
 The GStreamer details live in rtsp_server.py (server, auth, media lifecycle),
 gst_encoders.py (encoder choice and pipeline text) and rtsp_url.py (the address).
@@ -119,7 +121,7 @@ class RtspSink(Sink):
 
     @property
     def encoding(self) -> bool:
-        """True while a media pipeline (and so the encoder) exists, i.e. while someone watches."""
+        """True while frames go to the encoder, i.e. while someone is connected."""
         return self._server.appsrc is not None
 
     @property
@@ -129,7 +131,8 @@ class RtspSink(Sink):
 
     @property
     def pipelines_built(self) -> int:
-        """Encoder pipelines built so far: one each time watching starts, shared by all viewers."""
+        """Encoder pipelines built so far: one, shared by all viewers and kept between them
+        (another only after a pipeline error)."""
         return self._server.pipelines_built
 
     def open(self, width: int, height: int, fps: float) -> None:
@@ -226,6 +229,10 @@ class RtspSink(Sink):
                 data = cv2.cvtColor(_picture(state, width, height), cv2.COLOR_BGR2YUV_I420).tobytes()
                 shown = state
                 self.frames_converted += 1
+            if self._server.take_key_unit_request():
+                # Serialized: x264/NVENC make the next pushed frame an IDR (with SPS/PPS).
+                appsrc.send_event(self._gst.GstVideo.video_event_new_downstream_force_key_unit(
+                    Gst.CLOCK_TIME_NONE, Gst.CLOCK_TIME_NONE, Gst.CLOCK_TIME_NONE, True, 0))
             buf = Gst.Buffer.new_wrapped(data)
             buf.pts, buf.duration = pts, period_ns
             appsrc.emit("push-buffer", buf)

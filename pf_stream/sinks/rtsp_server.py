@@ -1,10 +1,20 @@
 """The GStreamer side of the RTSP sink: gst-rtsp-server on its own GLib main loop thread.
 
 One mount point, one *shared* media factory: all viewers share one pipeline (one encoder).
-gst-rtsp-server builds that pipeline when the first viewer arrives and tears it down when
-the last one leaves, so nothing is encoded while nobody watches.  While a pipeline exists,
-:attr:`RtspServer.appsrc` is its input; the sink pushes frames there and does nothing when
-it is ``None``.
+gst-rtsp-server builds that pipeline when the first viewer arrives.  While somebody is
+connected, :attr:`RtspServer.appsrc` is its input; the sink pushes frames there, and does
+nothing while it is ``None`` - so with nobody watching nothing is converted or encoded
+(an encoder only works on the frames it is given).
+
+The pipeline is built once and then kept, idle, until :meth:`RtspServer.stop`: this
+server holds its own "prepare" reference on the shared media, so gst-rtsp-server never
+unprepares it when the last viewer leaves.  Why: in gst-rtsp-server 1.22 (Debian 12) a
+viewer that connects while the previous last one leaves is handed the cached media that
+is being unprepared, and its DESCRIBE fails with "503 Service Unavailable" ("can not
+reuse media" in the GStreamer log; upstream closed that race in 1.24 with
+``gst_rtsp_media_can_be_shared``).  Players reconnect quickly, so that window is hit in
+practice.  Marking the media reusable instead does not help: a leaving client's second
+"set state NULL" then unprepares the pipeline the next viewer just started.
 
 Threads: the server's sockets are served by a GLib main loop on a private main context
 (never the default one, which a GUI or another library may own).  Each viewer's requests
@@ -48,9 +58,11 @@ class RtspServer:
         self._address = address
         self._launch = launch
         self._lock = threading.Lock()
-        self._appsrc = None
+        self._appsrc = None  # the media pipeline's input, once built
+        self._media = None  # the shared media we hold prepared (see the module docstring)
         self._viewers = 0
-        self.pipelines_built = 0  # media pipelines made so far (one per "somebody started watching")
+        self._key_unit_wanted = False  # a viewer started playing: it needs a key frame
+        self.pipelines_built = 0  # media pipelines made so far (normally one)
         GLib, GstRtspServer = gst.GLib, gst.GstRtspServer
 
         self._context = GLib.MainContext.new()
@@ -86,9 +98,9 @@ class RtspServer:
 
     @property
     def appsrc(self):
-        """The live media's appsrc, or None while nobody watches."""
+        """The media pipeline's appsrc while somebody is connected, else None."""
         with self._lock:
-            return self._appsrc
+            return self._appsrc if self._viewers > 0 else None
 
     @property
     def viewers(self) -> int:
@@ -106,6 +118,7 @@ class RtspServer:
         def shut_down() -> bool:
             self._server.get_mount_points().remove_factory(self._address.path)
             self._server.client_filter(lambda _server, _client: self._gst.GstRtspServer.RTSPFilterResult.REMOVE)
+            self._release_media()  # the pipeline goes to NULL: encoder threads end
             self._release_listener()
             self._loop.quit()
             done.set()
@@ -121,6 +134,20 @@ class RtspServer:
             self._release_listener()
         with self._lock:
             self._appsrc = None
+
+    def take_key_unit_request(self) -> bool:
+        """True once after each viewer starts playing: the next frame should be a key frame,
+        so that viewer has a picture at once instead of at the next periodic IDR."""
+        with self._lock:
+            wanted, self._key_unit_wanted = self._key_unit_wanted, False
+        return wanted
+
+    def _release_media(self) -> None:
+        """Drop our prepare reference: the media is unprepared once no session holds it."""
+        with self._lock:
+            media, self._media = self._media, None
+        if media is not None:
+            media.unprepare()
 
     def _release_listener(self) -> None:
         # The listening socket belongs to the GSource: destroying the source and dropping our
@@ -155,16 +182,40 @@ class RtspServer:
 
     def _on_media_configure(self, _factory, media) -> None:
         appsrc = media.get_element().get_by_name("src")
+        media.connect("target-state", self._on_media_target_state, appsrc)
+        media.connect("prepared", self._on_media_prepared)
         media.connect("unprepared", self._on_media_unprepared)
+
+    def _on_media_target_state(self, _media, state: int, appsrc) -> None:
+        # Preparing sets the target state to PAUSED.  A live pipeline finishes preparing
+        # only once data flows, so frames must be pushed from here on, before "prepared".
+        if state < int(self._gst.Gst.State.PAUSED):
+            return
         with self._lock:
+            if self._appsrc is appsrc:
+                return  # a viewer playing or pausing: nothing changes here
             self._appsrc = appsrc
             self.pipelines_built += 1
         log.info("rtsp: first viewer: encoder started")
 
-    def _on_media_unprepared(self, _media) -> None:
+    def _on_media_prepared(self, media) -> None:
+        # Emitted once per client that waited for the preparation: hold the media once.
+        with self._lock:
+            if self._media is media:
+                return
+            self._media = media
+        if not media.prepare(None):  # already prepared: only counts one more user, ours
+            with self._lock:  # it was unprepared meanwhile (its viewer left at once)
+                if self._media is media:
+                    self._media = None
+
+    def _on_media_unprepared(self, media) -> None:
+        # Only on stop(), or after a pipeline error (see _on_client_closed).
         with self._lock:
             self._appsrc = None
-        log.info("rtsp: no viewers left: encoder stopped")
+            if self._media is media:
+                self._media = None
+        log.info("rtsp: encoder pipeline stopped")
 
     def _on_client_connected(self, _server, client) -> None:
         connection = client.get_connection()
@@ -174,12 +225,27 @@ class RtspServer:
             count = self._viewers
         log.info("rtsp: client %s connected (%d open)", peer, count)
         client.connect("closed", self._on_client_closed, peer)
+        client.connect("play-request", self._on_play_request)
+
+    def _on_play_request(self, _client, _context) -> None:
+        with self._lock:
+            self._key_unit_wanted = True
 
     def _on_client_closed(self, _client, peer) -> None:
         with self._lock:
             self._viewers -= 1
             count = self._viewers
+            media = self._media
         log.info("rtsp: client %s left (%d open)", peer, count)
+        if count > 0 or media is None:
+            return
+        if media.get_status() == self._gst.GstRtspServer.RTSPMediaStatus.ERROR:
+            # A broken pipeline must not be kept: once released, gst-rtsp-server drops it
+            # and builds a new one for the next viewer.
+            log.warning("rtsp: the encoder pipeline failed; it is rebuilt for the next viewer")
+            self._release_media()
+        else:
+            log.info("rtsp: no viewers left: encoder idle (nothing is encoded until the next viewer)")
 
     def _set_auth(self, server, factory, user: str, password: str) -> None:
         Gst, GstRtspServer = self._gst.Gst, self._gst.GstRtspServer
