@@ -241,7 +241,8 @@ class Trainer:
             if o.resume:
                 optimizers = {"stage1": opt1, "stage2": opt2, "prompt": opt_p}
                 state = load_checkpoint(o.out, self.net, {k: v for k, v in optimizers.items() if v is not None}, self.prompt)
-                self.sampler.set_state(state.sampler) if state.sampler else None
+                if state.sampler:
+                    self.sampler.set_state(state.sampler)
                 self._elapsed0 = state.elapsed_s
                 log.info("resumed %s at stage %d step %d", o.out, state.stage, state.step)
             if state.stage == 1 and stage1 is not None:
