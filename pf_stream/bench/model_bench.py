@@ -13,12 +13,13 @@ each either runnable on this machine or skipped with the reason (``pf-bench --ba
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from pf_stream.backends import create_backend
-from pf_stream.model.registry import build_model, count_gmac, count_params
+from pf_stream.model.registry import count_gmac, count_params, load_model
 
 
 @dataclass
@@ -34,7 +35,8 @@ class ModelBenchResult:
     fps: float
     latency_ms: dict
     iters: int
-    trained: bool
+    trained: bool  # ran trained weights (False for untrained and for weight-free models)
+    weights: str  # what ran, e.g. 'lite (.../lite.safetensors)' or 'classic (fixed rules, no weights)'
     cuda_graphs: bool = False
     host_roundtrip_ms: dict | None = None
     gpu: str | None = None
@@ -84,13 +86,15 @@ def bench_model(
             samples = _time_cpu(engine, ir, vis, iters, warmup)
     finally:
         engine.close()
-    module = build_model(model)
-    info = getattr(engine, "info", None)
+    # Count the architecture that actually ran: shipped/given weights carry their own config.
+    # (.onnx/.engine/.ep files are compiled already; count the default architecture then.)
+    counted = None if weights and Path(str(weights)).suffix in (".onnx", ".engine", ".ep") else weights
+    module, info = load_model(model, counted)
     return ModelBenchResult(
         model=model, backend=engine.name, device=device, precision=precision, size=f"{w}x{h}", threads=threads,
         params=count_params(module), gmac=round(count_gmac(module, h, w), 4),
         fps=round(1000.0 / float(np.mean(samples)), 2), latency_ms=percentiles(samples), iters=iters,
-        trained=bool(info.trained) if info is not None else model == "classic",
+        trained=info.trained, weights=info.describe(),
         cuda_graphs=cuda_graphs, host_roundtrip_ms=roundtrip, gpu=gpu,
     )
 
