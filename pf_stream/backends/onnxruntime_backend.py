@@ -158,6 +158,9 @@ def onnx_for(model_name: str, weights) -> Path:
     digest = hashlib.sha256(f"{__version__}|{torch.__version__}|{model_name}|{info.config}".encode())
     if info.weights:
         digest.update(Path(info.weights).read_bytes())
+    # The model code too: an edited architecture must never run from a stale export.
+    for source in sorted(Path(__file__).resolve().parents[1].joinpath("model").glob("*.py")):
+        digest.update(source.read_bytes())
     path = cache_dir() / "onnx" / f"{model_name}-{digest.hexdigest()[:12]}.onnx"
     if not path.is_file():
         log.info("exporting %s to %s (first use)", info.describe(), path)

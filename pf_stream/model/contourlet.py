@@ -108,10 +108,14 @@ class Contourlet(nn.Module):
         self.channels = channels
         self.levels = tuple(int(n) for n in levels)
         self.dir_kernel = dir_kernel
-        lp = torch.tensor(pyramid_kernel(), dtype=torch.float32)
-        # Per-channel copies as real buffers: an expand()ed kernel fails ONNX export.
-        self.register_buffer("down_k", lp.repeat(channels, 1, 1, 1).contiguous())
-        self.register_buffer("up_k", (4.0 * lp).repeat(channels, 1, 1, 1).contiguous())
+        # The pyramid kernel is separable: filter columns, then rows (10 taps instead of 25,
+        # same result up to float rounding).  Per-channel copies as real buffers: an
+        # expand()ed kernel fails ONNX export.
+        taps = torch.tensor(PYRAMID_TAPS, dtype=torch.float32)
+        self.register_buffer("pyr_v", taps.view(1, 1, 5, 1).repeat(channels, 1, 1, 1).contiguous())
+        self.register_buffer("pyr_h", taps.view(1, 1, 1, 5).repeat(channels, 1, 1, 1).contiguous())
+        self.register_buffer("pyr_v2", (2.0 * taps).view(1, 1, 5, 1).repeat(channels, 1, 1, 1).contiguous())
+        self.register_buffer("pyr_h2", (2.0 * taps).view(1, 1, 1, 5).repeat(channels, 1, 1, 1).contiguous())
         for n in sorted(set(self.levels) - {0}):
             k = torch.tensor(wedge_kernels(2**n, dir_kernel), dtype=torch.float32).unsqueeze(1)
             self.register_buffer(f"wedges_{n}", k.repeat(channels, 1, 1, 1).contiguous())
@@ -119,12 +123,17 @@ class Contourlet(nn.Module):
     # -- pyramid -----------------------------------------------------------------------
     def down(self, x: torch.Tensor) -> torch.Tensor:
         """Blur and halve: (H, W) -> (ceil(H/2), ceil(W/2))."""
-        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.down_k, stride=2, groups=self.channels)
+        c = self.channels
+        x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), self.pyr_v, stride=(2, 1), groups=c)
+        return F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), self.pyr_h, stride=(1, 2), groups=c)
 
     def up(self, low: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Interpolate ``low`` to the size of ``like`` (zero insertion + 4x blur)."""
+        c = self.channels
         padded = F.pad(low, (1, 1, 1, 1), mode="replicate")
-        up = F.conv_transpose2d(padded, self.up_k, stride=2, groups=self.channels)
+        # Zero insertion and the 4x blur, one axis at a time (2x per axis).
+        up = F.conv_transpose2d(padded, self.pyr_v2, stride=(2, 1), groups=c)
+        up = F.conv_transpose2d(up, self.pyr_h2, stride=(1, 2), groups=c)
         # low[i] lands at up[2i + 4]: one row of padding (2) plus the kernel centre (2).
         return up[:, :, 4 : 4 + like.shape[-2], 4 : 4 + like.shape[-1]]
 

@@ -107,4 +107,5 @@ def apply_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -
 
 def _is_fixed_buffer(key: str) -> bool:
     """Contourlet filters are derived from the config, not learned: never stored or compared."""
-    return key.split(".")[-1] in ("down_k", "up_k") or key.split(".")[-1].startswith("wedges_")
+    name = key.split(".")[-1]
+    return name.startswith(("pyr_", "wedges_")) or name in ("down_k", "up_k")  # down_k/up_k: files before 0.1
