@@ -33,7 +33,12 @@ def tiny_clip(tmp: Path) -> tuple[Path, Path]:
     cfg = tmp / "pf-tiny-clip.json"
     cfg.write_text(json.dumps(tiny_clip_config()))
     register_model_config("pf-tiny-clip", tiny_clip_config())
-    model = import_open_clip().create_model("pf-tiny-clip", pretrained=None, pretrained_text=False)
+    import torch
+
+    # Seeded: the random weights must not depend on which tests ran before this one.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = import_open_clip().create_model("pf-tiny-clip", pretrained=None, pretrained_text=False)
     weights = tmp / "tiny-clip.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return cfg, weights
