@@ -16,7 +16,8 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
 3. **Vouch**: an estimate is accepted only if it passes every check in :func:`_vouch`
    (edges agree clearly better than chance, no distinct rival fits as well, perturbed
    restarts come back, small Gauss-Newton corner error, and a block bootstrap over the
-   picture moves the corners less than ``max_error``).  Otherwise
+   picture moves the corners less than ``max_error``, and every half of the frame holds
+   edges that agree better than chance).  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
 
@@ -59,6 +60,8 @@ BOOTSTRAP_REPLICATES = 10
 MAX_CORNER_SIGMA = 0.6  # px: predicted corner standard deviation of the final fit
 RIVAL_SCORE = 0.95  # a far-away refined rival scoring this close to the winner: ambiguous
 EDGE_CORRELATION = 4.0  # neighbouring edge pixels are not independent; inflate variances
+MIN_HALF_LIFT = 0.08  # each half of the frame (top, bottom, left, right) must beat chance by this
+HALVES = ("top", "bottom", "left", "right")
 
 
 @dataclass
@@ -305,14 +308,41 @@ def _corner_sigma(fit: _Fit, size: tuple[int, int], vis_size: tuple[int, int]) -
 # --- stage 3: vouch ---------------------------------------------------------------------
 
 
-def _chance(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray) -> float:
-    """Inlier share of the same transform shifted well off the answer: the chance level."""
-    values = []
+def _chance_hits(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> np.ndarray:
+    """Per IR edge point: how often it lands near a compatible VIS edge when the transform
+    is shifted well off the answer (8 directions, 8 and 12 px).  Its mean is the chance level."""
+    hits = []
     for radius in (8.0, 12.0):
         for a in np.linspace(0, 2 * np.pi, 8, endpoint=False):
             t = np.array([[1, 0, radius * np.cos(a)], [0, 1, radius * np.sin(a)], [0, 0, 1.0]])
-            values.append(inlier_fraction(vis_edges, pts, t @ g))
-    return float(np.mean(values))
+            dist, _, _ = vis_edges.nearest(project(t @ g, pts.xy), pts.bins)
+            hits.append(dist <= tol)
+    return np.mean(hits, axis=0)
+
+
+def _half_lifts(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, chance: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
+    """Lift (edge agreement above chance) of the IR edge points in each half of the frame.
+
+    Why: the other checks look at the picture as a whole.  When one part of the scene has
+    no outline that both cameras see (TNO 24: barn and trees on top, bare grass below),
+    the whole-picture lift is fine and the bootstrap is calm -- every replicate is pulled
+    by the same top-half edges -- yet the corners over the empty part are pure
+    extrapolation: a homography's perspective terms scale one half against the other, so
+    the bottom corners there swung by up to 20 px unchecked.  Edges that agree clearly
+    better than chance in *each* half (top, bottom, left, right) are what pins every
+    corner; grass and sky match edges about as often as a shifted transform does.
+    """
+    dist, _, _ = vis_edges.nearest(project(g, pts.xy), pts.bins)
+    hit = dist <= 1.5
+    x, y = pts.xy[:, 0] / size[0], pts.xy[:, 1] / size[1]
+    out = {}
+    for name, mask in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
+        if mask.sum() < MIN_EDGE_POINTS // 4:
+            out[name] = 0.0  # (almost) no edges at all there: nothing pins those corners
+            continue
+        c = float(chance[mask].mean())
+        out[name] = (float(hit[mask].mean()) - c) / max(1.0 - c, 1e-9)
+    return out
 
 
 def _bootstrap_error(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, model: str, size: tuple[int, int], seed: int) -> float:
@@ -353,6 +383,13 @@ def _vouch(checks: dict[str, float], max_error_work: float) -> str | None:
             f"the answer depends on which parts of the picture are used: estimated corner error "
             f"{checks['bootstrap_px']:.1f} px (> {max_error_work:.1f}, see --max-error)"
         )
+    weakest = min(HALVES, key=lambda h: checks[f"lift_{h}"])
+    if checks[f"lift_{weakest}"] < MIN_HALF_LIFT:
+        return (
+            f"the {weakest} half of the picture has no edges both cameras agree on "
+            f"(lift {checks[f'lift_{weakest}']:.2f} < {MIN_HALF_LIFT}), so its corners are guesswork; "
+            "use a scene with shared outlines across the whole frame, or --method target"
+        )
     return None
 
 
@@ -373,7 +410,10 @@ def register(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None
     max_error = opts.max_error if opts.max_error is not None else DEFAULT_MAX_ERROR * vis.shape[1]
     failed = _vouch(result.checks, max_error / to_full)
     if failed:
-        raise RegistrationRefused(f"refused: {failed}; try a scene with more shared structure, --model affine, or --method target")
+        # A simpler model does not help an empty half (its corners are extrapolated all the
+        # same), so that refusal carries its own advice.
+        advice = "" if "; " in failed else "; try a scene with more shared structure, --model affine, or --method target"
+        raise RegistrationRefused(f"refused: {failed}{advice}")
     return result
 
 
@@ -407,7 +447,10 @@ def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoR
         start, _ = fit_model(corners, moved, opts.model)  # a perturbation the model can undo
         spread = max(spread, corner_error(_refine(fields, few, start, opts.model, size).g, best.g, size))
 
-    chance = _chance(fields[1.5], points[1.5], best.g)
+    chance_hits = _chance_hits(fields[1.5], points[1.5], best.g)
+    chance = float(chance_hits.mean())
+    halves = _half_lifts(fields[1.5], points[1.5], best.g, chance_hits, size)
+    checks.update(**{f"lift_{name}": value for name, value in halves.items()})
     checks.update(
         inliers=best_score,
         chance=chance,

@@ -47,6 +47,21 @@ def test_unrelated_scenes_are_refused():
         register(ir, vis)
 
 
+def test_half_without_shared_outlines_is_refused():
+    """Shared shapes on top, each camera's own texture below (think barn over grass, TNO 24):
+    the whole-picture checks pass, but nothing pins the bottom corners of a homography."""
+    ir, vis = shapes_scene(seed=4)
+    rng = np.random.default_rng(4)
+    ir[240:] = np.clip(90 + rng.normal(0, 12, ir[240:].shape), 0, 255).astype(np.uint8)
+    vis[240:] = np.clip(120 + rng.normal(0, 12, vis[240:].shape), 0, 255).astype(np.uint8)
+    warp = evaluate.random_homography(VIS_SIZE, np.random.default_rng(5), fraction=0.03)
+    ir_warped = cv2.warpPerspective(ir, warp, VIS_SIZE, flags=cv2.INTER_LINEAR, borderValue=90)
+    checks = evaluate.estimate(ir_warped, vis).checks
+    assert checks["lift"] >= 0.12 and checks["lift_top"] > 0.5, checks  # the top half alone looks fine
+    with pytest.raises(RegistrationRefused, match="^refused: the bottom half of the picture has no edges"):
+        register(ir_warped, vis)
+
+
 def test_real_pairs_known_warps(shared_data):
     cases = evaluate.known_warp_cases(shared_data, n=10, seed=0)
     report = "\n".join(f"{c.name}: accepted={c.accepted} raw={c.raw_px:.2f} relative={c.relative_px:.2f} est={c.estimated_px:.2f} {c.note}" for c in cases)
