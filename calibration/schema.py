@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pf_stream.errors import UserError
+from pf_stream.errors import UserError, read_yaml
 
 SCHEMA_VERSION = 1
 
@@ -62,14 +62,7 @@ def _size(value, key: str, path: Path) -> tuple[int, int]:
 def load_calibration(path: str | Path) -> Calibration:
     """Read and validate a calibration YAML; any problem is one UserError line."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"calibration file {path} not found: run pf-calibrate to make one, or drop --calib")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise UserError(f"{path} is not valid YAML{where}: fix it or re-run pf-calibrate") from None
+    data = read_yaml(path, "calibration file", "re-run pf-calibrate, or drop --calib")
     if not isinstance(data, dict) or "homography" not in data:
         raise UserError(f"{path} is not a pf-stream calibration file (no 'homography' key): re-run pf-calibrate")
     version = data.get("pf_stream_calibration", SCHEMA_VERSION)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pf_stream.errors import UserError, did_you_mean
+from pf_stream.errors import UserError, did_you_mean, read_yaml
 
 ViewMode = Literal["fused", "side-by-side", "quad"]
 NormaliseMode = Literal["auto", "always", "off"]
@@ -123,14 +123,7 @@ def load_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] |
     cfg = RunConfig()
     if yaml_path is not None:
         path = Path(yaml_path)
-        if not path.is_file():
-            raise UserError(f"config file {path} not found (the default one is configs/pipeline.yaml)")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise UserError(f"{path} is not valid YAML{where}") from None
+        data = read_yaml(path, "config file", "fix it, or start from configs/pipeline.yaml")
         if data is not None and not isinstance(data, dict):
             raise UserError(f"{path}: expected sections like 'fusion:' at the top level, got {type(data).__name__}")
         _merge(cfg, data or {}, where=str(path))

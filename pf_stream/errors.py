@@ -69,3 +69,26 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 8 or h < 8 or w > 16384 or h > 16384:
         raise UserError(f"size {text!r} is out of range: width and height must be 8..16384")
     return w, h
+
+
+def read_yaml(path, what: str, fix: str):
+    """Parse a YAML file the user named; a missing file or bad syntax is one UserError line.
+
+    ``what`` names the file for the user ("config file", "calibration file"), ``fix`` says
+    what to do ("re-run pf-calibrate").  Returns whatever the file holds (None if empty).
+    """
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} not found: {fix}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UserError(f"{path} is not valid YAML{where}: {fix}") from None

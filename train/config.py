@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pf_stream.errors import UserError, did_you_mean
+from pf_stream.errors import UserError, did_you_mean, read_yaml
 from pf_stream.train.data import DataConfig
 from pf_stream.train.losses import FusionLossConfig
 
@@ -139,13 +139,7 @@ def apply_override(raw: dict, assignment: str) -> None:
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     raw: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"training config {path} not found: see configs/train/ for examples")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"training config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raw = read_yaml(path, "training config", "see configs/train/ for examples") or {}
     for item in overrides:
         apply_override(raw, item)
     config = _build(TrainConfig, raw, "")
