@@ -123,7 +123,7 @@ def load_config(yaml_path: str | Path | None = None, overrides: dict[str, Any] |
     cfg = RunConfig()
     if yaml_path is not None:
         path = Path(yaml_path)
-        data = read_yaml(path, "config file", "fix it, or start from configs/pipeline.yaml")
+        data = read_yaml(path, "config file", "check the path and syntax, or start from configs/pipeline.yaml")
         if data is not None and not isinstance(data, dict):
             raise UserError(f"{path}: expected sections like 'fusion:' at the top level, got {type(data).__name__}")
         _merge(cfg, data or {}, where=str(path))
