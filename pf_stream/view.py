@@ -57,10 +57,10 @@ def compose(mode: str, fused: np.ndarray | None, ir: np.ndarray | None, vis: np.
     fused/vis: BGR uint8 at ``size``; ir: gray uint8 already aligned to ``size`` (width, height).
     """
     w, h = size
+    if mode == "fused" and fused is not None:
+        return fused  # the common live case: no IR conversion, no copy
     ir_bgr = to_bgr(ir) if ir is not None else None
     if mode == "fused":
-        if fused is not None:
-            return fused
         live = vis if vis is not None else ir_bgr
         if live is None:
             return no_signal(w, h).copy()
