@@ -12,6 +12,7 @@ from pf_stream.train.losses import (
     FusionLossConfig,
     decomposition_loss,
     reconstruction_loss,
+    fit_range,
     ssim,
 )
 
@@ -25,6 +26,35 @@ def test_composite_target_is_the_ir_image_when_vis_is_black():
     ir, _ = _images()
     target = CompositeTarget(gain=1.0)(ir, torch.zeros_like(ir))
     assert torch.allclose(target, ir, atol=1e-5)
+
+
+def test_fit_range_leaves_in_range_images_and_squeezes_the_rest():
+    ir, _ = _images()
+    inside = 0.2 + 0.6 * ir
+    assert torch.allclose(fit_range(inside), inside, atol=1e-6)
+    # A lowpass spanning [-0.5, 1.5] (bright VIS scene added onto a dark IR): squeezed, order kept.
+    wide = 2.0 * ir - 0.5
+    fitted = fit_range(wide)
+    flat = fitted.flatten(1)
+    assert float(flat.quantile(0.005, dim=1).min()) >= -1e-5 and float(flat.quantile(0.995, dim=1).max()) <= 1 + 1e-5
+    assert torch.equal(fitted.flatten(1).argsort(dim=1), wide.flatten(1).argsort(dim=1))
+    # Narrow but shifted out of range: moved back in, contrast untouched.
+    shifted = 0.5 * ir + 0.8
+    moved = fit_range(shifted)
+    centred = lambda t: t - t.mean(dim=(2, 3), keepdim=True)
+    assert torch.allclose(centred(moved), centred(shifted), atol=1e-5)
+    assert float(moved.flatten(1).quantile(0.995, dim=1).max()) <= 1 + 1e-5
+
+
+def test_composite_target_with_fit_keeps_a_hot_target_in_a_dark_visible_region():
+    """A bright VIS half over a dark IR frame: the clip used to erase the hot object in the dark half."""
+    ir = torch.full((1, 1, 64, 64), 0.1)
+    ir[..., 16:48, 4:28] = 0.4  # the hot object, where the VIS camera sees only darkness
+    vis = torch.full((1, 1, 64, 64), 0.1)
+    vis[..., 32:] = 0.9
+    contrast = lambda t: float(t[..., 26:38, 10:22].mean() - t[..., 2:10, 4:28].mean())
+    clipped, fitted = contrast(CompositeTarget(gain=1.0)(ir, vis)), contrast(CompositeTarget(gain=1.0, fit=True)(ir, vis))
+    assert fitted > 0.25 and fitted > 2 * clipped, (clipped, fitted)  # the object is 0.3 above its surround
 
 
 def test_fusion_loss_prefers_its_target_and_reports_every_term():
