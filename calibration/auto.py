@@ -9,15 +9,19 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
    "same field of view" guess, an FFT correlation of the IR edge points with soft maps of
    direction-compatible VIS edges scores every translation at once.  Wide capture range,
    coarse answer, plus a list of the strongest *distinct* peaks.
-2. **Refine** (working resolution): robust point-to-line ICP -- every IR edge point is
-   pulled towards the nearest VIS edge of compatible direction, Tukey-weighted so edges
-   seen by only one camera drop out -- through similarity, affine, then the requested
-   model, with a shrinking capture radius and then finer edges.
-3. **Vouch**: an estimate is accepted only if it passes every check in :func:`_vouch`
-   (edges agree clearly better than chance, no distinct rival fits as well, perturbed
-   restarts come back, small Gauss-Newton corner error, and a block bootstrap over the
-   picture moves the corners less than ``max_error``, and every half of the frame holds
-   edges that agree better than chance).  Otherwise
+2. **Refine** (working resolution, ``icp.py``): robust point-to-line ICP -- every IR edge
+   point is pulled towards the nearest VIS edge of compatible direction, Tukey-weighted
+   so edges seen by only one camera drop out -- through similarity, affine, then the
+   requested model, with a shrinking capture radius and then finer edges.
+3. **Explore**: refinement again from restarts around the winner (corners pushed 1-2 % of
+   the width).  Real pairs have several optima a few pixels apart (parallax); the
+   best-scoring end wins, and distinct ends that score nearly as well are rivals.
+4. **Vouch** (``vouch.py``): an estimate is accepted only if it passes every check --
+   edges agree clearly better than chance, no distinct rival fits as well, small
+   Gauss-Newton corner error, a block bootstrap over the picture moves the corners less
+   than ``max_error``, every half of the frame holds edges that agree better than chance,
+   and, last, a *self-check*: copies of the IR warped by known small homographies are
+   registered again and must come back to the same answer.  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
 
@@ -34,34 +38,19 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from pf_stream.calibration import vouch
 from pf_stream.calibration.edges import NUM_BINS, EdgeField, EdgePoints, edge_points
-from pf_stream.calibration.geometry import (
-    N_PARAMS,
-    corner_error,
-    fit_model,
-    image_corners,
-    normaliser,
-    param_jacobian,
-    param_matrix,
-    project,
-    scale_matrix,
-)
+from pf_stream.calibration.geometry import corner_error, fit_model, image_corners, project, random_homography, scale_matrix
+from pf_stream.calibration.icp import COARSE, FINE, MODEL_CHAIN, Fit, corner_sigma, inlier_fraction, refine
+from pf_stream.calibration.vouch import MIN_EDGE_POINTS
 from pf_stream.errors import UserError, check_choice
 
-MODEL_CHAIN = {"similarity": ["similarity"], "affine": ["similarity", "affine"], "homography": ["similarity", "affine", "homography"]}
-
-# --- acceptance thresholds (work pixels); measured on real pairs, see docs/CALIBRATION.md --
-MIN_EDGE_POINTS = 200  # fewer edges than this in either picture: nothing to register
-MIN_LIFT = 0.12  # inlier share must beat chance by this fraction of the headroom
+# --- search and exploration settings (work pixels) ------------------------------------
 RIVAL_DISTANCE = 8.0  # half-size px (mean corner distance) for a search peak to count as distinct
-MAX_RESTART_SPREAD = 1.0  # px: perturbed restarts must come back to the same answer
+RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
 DEFAULT_MAX_ERROR = 0.005  # accept a bootstrap corner error up to 0.5 % of the VIS width (3.2 px at 640)
-BOOTSTRAP_REPLICATES = 10
-MAX_CORNER_SIGMA = 0.6  # px: predicted corner standard deviation of the final fit
-RIVAL_SCORE = 0.95  # a far-away refined rival scoring this close to the winner: ambiguous
-EDGE_CORRELATION = 4.0  # neighbouring edge pixels are not independent; inflate variances
-MIN_HALF_LIFT = 0.08  # each half of the frame (top, bottom, left, right) must beat chance by this
-HALVES = ("top", "bottom", "left", "right")
+SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
+SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
 
 
 @dataclass
@@ -72,7 +61,8 @@ class AutoOptions:
     max_shift: float = 0.12  # translation searched, as a fraction of the VIS width
     max_rotation_deg: float = 0.0  # the refinement absorbs a degree or two; search more if the rig is rolled
     max_error: float | None = None  # VIS px of estimated corner error to accept; None: 0.5 % of VIS width
-    restarts: int = 4
+    restarts: int = 8  # perturbed restarts around the best refined search peak
+    self_check: bool = True  # re-register known-warped copies before accepting (register only)
     seed: int = 0
 
 
@@ -118,12 +108,6 @@ def _subsample(points: EdgePoints, n: int, seed: int) -> EdgePoints:
     if len(points) <= n:
         return points
     return points.subset(np.sort(np.random.default_rng(seed).choice(len(points), n, replace=False)))
-
-
-def inlier_fraction(vis_edges: EdgeField, ir_points: EdgePoints, g: np.ndarray, tol: float = 1.5) -> float:
-    """Share of IR edge points landing within ``tol`` px of a compatible VIS edge under g."""
-    dist, _, _ = vis_edges.nearest(project(g, ir_points.xy), ir_points.bins)
-    return float(np.mean(dist <= tol)) if len(ir_points) else 0.0
 
 
 # --- stage 1: search --------------------------------------------------------------------
@@ -220,177 +204,41 @@ def _search(work: _Work, opts: AutoOptions) -> tuple[list[_Peak], dict[str, floa
     return peaks, checks
 
 
-# --- stage 2: robust point-to-line ICP --------------------------------------------------
-
-
 @dataclass
-class _Fit:
-    g: np.ndarray
-    normal_matrix: np.ndarray | None = None  # J^T W J of the last step (for covariance)
-    sigma2: float = float("inf")  # weighted residual variance
-    model: str = "similarity"
+class _End:
+    fit: Fit
+    score: float  # inlier share of all IR edge points
+    distance: float = 0.0  # mean corner distance (work px) from the best end
+    restart: bool = False  # came from a perturbed restart (not a search peak)
 
 
-def _icp(
-    vis_edges: EdgeField,
-    pts: EdgePoints,
-    g: np.ndarray,
-    model: str,
-    radii: tuple[float, ...],
-    size: tuple[int, int],
-    max_iter: int = 15,
-    weights: np.ndarray | None = None,
-) -> _Fit:
-    """Robust Gauss-Newton on point-to-line distances, one capture radius after another.
+def _explore(fields: dict[float, EdgeField], points: dict[float, EdgePoints], fits: list[Fit], opts: AutoOptions, size: tuple[int, int]) -> list[_End]:
+    """Where refinement ends from many starts: the refined search peaks, then restarts from
+    the best of them with its corners pushed by 1 % and 2 % of the width.
 
-    Parameter steps act on VIS work coordinates (left-composed), normalised for conditioning.
+    Why: on real pairs the edge objective has several optima a few pixels apart (parallax:
+    the road and the buildings behind it want different homographies).  The best-scoring
+    end is the answer, whichever start reached it; every other end is a candidate rival,
+    and the vouch stage asks whether any distinct one scores nearly as well.  Sorted best
+    first; distances are measured from the best end.
     """
-    nrm = normaliser((vis_edges.shape[1], vis_edges.shape[0]))
-    nrm_inv = np.linalg.inv(nrm)
-    s = nrm[0, 0]
-    n_par = N_PARAMS[model]
-    fit = _Fit(g, model=model)
-    for c in radii:
-        for _ in range(max_iter):
-            q = project(g, pts.xy)
-            dist, idx, inside = vis_edges.nearest(q, pts.bins)
-            sel = inside & (dist < c)
-            if sel.sum() < 4 * n_par:
-                return _Fit(g, model=model)
-            qs, near = q[sel], idx[sel]
-            n = vis_edges.normals[near]
-            r = np.sum(n * (qs - vis_edges.points.xy[near]), axis=1)
-            u = r / c
-            w = np.where(np.abs(u) < 1.0, (1.0 - u * u) ** 2, 0.0)  # Tukey: one-camera edges drop out
-            if weights is not None:
-                w = w * weights[sel]
-            qn = project(nrm, qs)
-            jx, jy = param_jacobian(model, qn[:, 0], qn[:, 1])
-            jac = (n[:, :1] * jx + n[:, 1:] * jy) / s
-            normal_matrix = jac.T @ (jac * w[:, None])
-            gradient = jac.T @ (w * r)
-            step = -np.linalg.solve(normal_matrix + 1e-9 * np.trace(normal_matrix) * np.eye(n_par), gradient)
-            g_new = nrm_inv @ param_matrix(model, step) @ nrm @ g
-            g_new /= g_new[2, 2]
-            moved = corner_error(g_new, g, size)
-            g = g_new
-            fit = _Fit(g, normal_matrix, float(np.sum(w * r * r) / max(np.sum(w) - n_par, 1.0)), model)
-            if moved < 0.02:
-                break
-    return fit
+    ends = [_End(f, inlier_fraction(fields[FINE], points[FINE], f.g)) for f in fits]
+    start_from = max(ends, key=lambda e: e.score).fit
+    rng = np.random.default_rng(opts.seed + 1)
+    corners = image_corners(size)
+    for k in range(opts.restarts):
+        push = (0.01 if k % 2 == 0 else 0.02) * size[0]
+        moved = project(start_from.g, corners) + rng.uniform(-1, 1, (4, 2)) * push
+        start, _ = fit_model(corners, moved, opts.model)  # a perturbation the model can undo
+        fit = refine(fields, points, start, opts.model, size)
+        ends.append(_End(fit, inlier_fraction(fields[FINE], points[FINE], fit.g), restart=True))
+    ends.sort(key=lambda e: -e.score)
+    for e in ends:
+        e.distance = corner_error(e.fit.g, ends[0].fit.g, size)
+    return ends
 
 
-def _refine(fields: dict[float, EdgeField], points: dict[float, EdgePoints], g: np.ndarray, model: str, size: tuple[int, int]) -> _Fit:
-    """Coarse edges and wide capture through the model chain, then fine edges, final model."""
-    fit = _Fit(g)
-    for m in MODEL_CHAIN[model]:
-        fit = _icp(fields[3.0], points[3.0], fit.g, m, (8.0, 5.0, 3.0), size)
-    return _icp(fields[1.5], points[1.5], fit.g, model, (3.0, 2.0, 1.5), size)
-
-
-def _corner_sigma(fit: _Fit, size: tuple[int, int], vis_size: tuple[int, int]) -> float:
-    """Predicted mean standard deviation (px) of where the IR corners land, from the
-    Gauss-Newton normal matrix of the last step."""
-    if fit.normal_matrix is None or not np.isfinite(fit.sigma2):
-        return float("inf")
-    try:
-        cov = EDGE_CORRELATION * fit.sigma2 * np.linalg.inv(fit.normal_matrix)
-    except np.linalg.LinAlgError:
-        return float("inf")
-    nrm = normaliser(vis_size)
-    s = nrm[0, 0]
-    qn = project(nrm, project(fit.g, image_corners(size)))
-    jx, jy = param_jacobian(fit.model, qn[:, 0], qn[:, 1])
-    var = np.einsum("ip,pq,iq->i", jx, cov, jx) + np.einsum("ip,pq,iq->i", jy, cov, jy)
-    return float(np.mean(np.sqrt(np.maximum(var, 0.0))) / s)
-
-
-# --- stage 3: vouch ---------------------------------------------------------------------
-
-
-def _chance_hits(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> np.ndarray:
-    """Per IR edge point: how often it lands near a compatible VIS edge when the transform
-    is shifted well off the answer (8 directions, 8 and 12 px).  Its mean is the chance level."""
-    hits = []
-    for radius in (8.0, 12.0):
-        for a in np.linspace(0, 2 * np.pi, 8, endpoint=False):
-            t = np.array([[1, 0, radius * np.cos(a)], [0, 1, radius * np.sin(a)], [0, 0, 1.0]])
-            dist, _, _ = vis_edges.nearest(project(t @ g, pts.xy), pts.bins)
-            hits.append(dist <= tol)
-    return np.mean(hits, axis=0)
-
-
-def _half_lifts(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, chance: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
-    """Lift (edge agreement above chance) of the IR edge points in each half of the frame.
-
-    Why: the other checks look at the picture as a whole.  When one part of the scene has
-    no outline that both cameras see (TNO 24: barn and trees on top, bare grass below),
-    the whole-picture lift is fine and the bootstrap is calm -- every replicate is pulled
-    by the same top-half edges -- yet the corners over the empty part are pure
-    extrapolation: a homography's perspective terms scale one half against the other, so
-    the bottom corners there swung by up to 20 px unchecked.  Edges that agree clearly
-    better than chance in *each* half (top, bottom, left, right) are what pins every
-    corner; grass and sky match edges about as often as a shifted transform does.
-    """
-    dist, _, _ = vis_edges.nearest(project(g, pts.xy), pts.bins)
-    hit = dist <= 1.5
-    x, y = pts.xy[:, 0] / size[0], pts.xy[:, 1] / size[1]
-    out = {}
-    for name, mask in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
-        if mask.sum() < MIN_EDGE_POINTS // 4:
-            out[name] = 0.0  # (almost) no edges at all there: nothing pins those corners
-            continue
-        c = float(chance[mask].mean())
-        out[name] = (float(hit[mask].mean()) - c) / max(1.0 - c, 1e-9)
-    return out
-
-
-def _bootstrap_error(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, model: str, size: tuple[int, int], seed: int) -> float:
-    """Block bootstrap: refit with the picture's 6x6 blocks drawn with replacement; the RMS
-    corner movement over the replicates estimates the error of the fit.
-
-    Unlike the Gauss-Newton covariance this sees what matters on real pairs: errors that
-    are correlated along edges and between neighbouring structures, edges that one camera
-    sees and the other does not, and corners that are only extrapolated because the
-    picture's edges are all in the middle.
-    """
-    blocks = 6
-    bx = np.minimum((pts.xy[:, 0] * blocks / size[0]).astype(np.int64), blocks - 1)
-    by = np.minimum((pts.xy[:, 1] * blocks / size[1]).astype(np.int64), blocks - 1)
-    block = by * blocks + bx
-    rng = np.random.default_rng(seed)
-    corners = project(g, image_corners(size))
-    sq = []
-    for _ in range(BOOTSTRAP_REPLICATES):
-        counts = np.bincount(rng.integers(0, blocks * blocks, blocks * blocks), minlength=blocks * blocks)
-        rep = _icp(vis_edges, pts, g, model, (2.0, 1.5), size, max_iter=10, weights=counts[block].astype(np.float64))
-        sq.append(np.sum((project(rep.g, image_corners(size)) - corners) ** 2, axis=1))
-    return float(np.mean(np.sqrt(np.mean(sq, axis=0))))
-
-
-def _vouch(checks: dict[str, float], max_error_work: float) -> str | None:
-    """The first failed acceptance check, as the text of a refusal; None when all pass."""
-    if checks["lift"] < MIN_LIFT:
-        return f"edges agree barely better than chance (lift {checks['lift']:.2f} < {MIN_LIFT})"
-    if checks["rival_ratio"] > RIVAL_SCORE:
-        return f"a distinct alignment fits as well (rival/best {checks['rival_ratio']:.2f})"
-    if checks["restart_spread_px"] > MAX_RESTART_SPREAD:
-        return f"perturbed restarts disagree by {checks['restart_spread_px']:.1f} px (> {MAX_RESTART_SPREAD})"
-    if checks["corner_sigma_px"] > MAX_CORNER_SIGMA:
-        return f"the fit is loose: predicted corner error {checks['corner_sigma_px']:.1f} px (> {MAX_CORNER_SIGMA})"
-    if checks["bootstrap_px"] > max_error_work:
-        return (
-            f"the answer depends on which parts of the picture are used: estimated corner error "
-            f"{checks['bootstrap_px']:.1f} px (> {max_error_work:.1f}, see --max-error)"
-        )
-    weakest = min(HALVES, key=lambda h: checks[f"lift_{h}"])
-    if checks[f"lift_{weakest}"] < MIN_HALF_LIFT:
-        return (
-            f"the {weakest} half of the picture has no edges both cameras agree on "
-            f"(lift {checks[f'lift_{weakest}']:.2f} < {MIN_HALF_LIFT}), so its corners are guesswork; "
-            "use a scene with shared outlines across the whole frame, or --method target"
-        )
-    return None
+# --- the whole estimate, and the verdict -------------------------------------------------
 
 
 def estimate(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> AutoResult:
@@ -399,73 +247,113 @@ def estimate(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None
     Use :func:`register` unless you are measuring the method itself (the evaluation uses
     this to find each dataset pair's own residual misalignment).
     """
-    result, _ = _estimate(ir, vis, options or AutoOptions())
-    return result
+    return _estimate(ir, vis, options or AutoOptions())[0]
 
 
 def register(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> AutoResult:
     """IR -> VIS transform of one gray pair that passed every check, or RegistrationRefused."""
-    opts = options or AutoOptions()
-    result, to_full = _estimate(ir, vis, opts)
-    max_error = opts.max_error if opts.max_error is not None else DEFAULT_MAX_ERROR * vis.shape[1]
-    failed = _vouch(result.checks, max_error / to_full)
-    if failed:
-        # A simpler model does not help an empty half (its corners are extrapolated all the
-        # same), so that refusal carries its own advice.
-        advice = "" if "; " in failed else "; try a scene with more shared structure, --model affine, or --method target"
-        raise RegistrationRefused(f"refused: {failed}{advice}")
+    result, refusal = assess(ir, vis, options)
+    if refusal:
+        raise RegistrationRefused(refusal)
     return result
 
 
-def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoResult, float]:
+def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> tuple[AutoResult, str | None]:
+    """The best estimate and, when it cannot be vouched for, the one-line refusal (else None)."""
+    opts = options or AutoOptions()
+    result, to_full = _estimate(ir, vis, opts)
+    max_error = (opts.max_error if opts.max_error is not None else DEFAULT_MAX_ERROR * vis.shape[1]) / to_full
+    failed = vouch.failed_check(result.checks, max_error)
+    if not failed and opts.self_check:  # the costly check last, only for an answer that passed the rest
+        self_px = _self_check(ir, vis, opts, result.homography) / to_full
+        result.checks["self_check_px"] = round(self_px, 4)
+        result.error_px = round(max(result.error_px, self_px * to_full), 3)
+        failed = vouch.failed_check(result.checks, max_error)
+    if not failed:
+        return result, None
+    # A simpler model does not help an empty half (its corners are extrapolated all the
+    # same), so that refusal carries its own advice.
+    advice = "" if "; " in failed else "; try a scene with more shared structure, --model affine, or --method target"
+    return result, f"refused: {failed}{advice}"
+
+
+def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray) -> float:
+    """Largest distance (mean corner error, VIS px) between the answer ``h`` and the answers
+    for copies of the IR warped by known random homographies, mapped back.
+
+    Why: the edge objective of a real pair can have two optima of nearly equal score a few
+    pixels apart (parallax, repeated structure), and which one the search and the restarts
+    reach depends on details as small as the resampling of the picture.  The restarts and
+    the bootstrap only probe the neighbourhood of the answer; re-running the *whole*
+    pipeline on a picture whose correct answer is known in advance (``h`` composed with
+    the warp) asks directly whether the method would give the same answer again.  An
+    answer that does not survive this is not one the method can vouch for.
+    """
+    size = (ir.shape[1], ir.shape[0])
+    rng = np.random.default_rng(opts.seed + 7)
+    worst = 0.0
+    for _ in range(SELF_CHECK_COPIES):
+        warp = random_homography(size, rng, SELF_CHECK_WARP)
+        copy = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
+        try:
+            g = _best_fit(copy, vis, opts)[0]
+        except RegistrationRefused:  # a copy with too few edges left: nothing comes back
+            return float("inf")
+        worst = max(worst, corner_error(g @ warp, h, size))
+    return worst
+
+
+def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts]:
+    """Stages 1-3 (search, refine, explore): the best full-size IR -> VIS homography and
+    the pieces the checks need."""
     check_choice("model", opts.model, MODEL_CHAIN)
     work = _prepare(ir, vis, opts.work_size)
     size = _size(work.ir)
-    peaks, checks = _search(work, opts)
-
-    fields = {sigma: EdgeField(work.vis, sigma) for sigma in (3.0, 1.5)}
-    points = {sigma: _subsample(edge_points(work.ir, sigma), 20000, opts.seed) for sigma in (3.0, 1.5)}
-    if len(points[1.5]) < MIN_EDGE_POINTS or len(fields[1.5].points) < MIN_EDGE_POINTS:
+    peaks, search_checks = _search(work, opts)
+    fields = {sigma: EdgeField(work.vis, sigma) for sigma in (COARSE, FINE)}
+    points = {sigma: _subsample(edge_points(work.ir, sigma), 20000, opts.seed) for sigma in (COARSE, FINE)}
+    if len(points[FINE]) < MIN_EDGE_POINTS or len(fields[FINE].points) < MIN_EDGE_POINTS:
         raise RegistrationRefused("refused: too few edges to register: use a scene with more structure or --method target")
+    ends = _explore(fields, points, [refine(fields, points, p.g, opts.model, size) for p in peaks], opts, size)
+    h = work.vis_to_full @ ends[0].fit.g @ work.ir_to_work
+    return h / h[2, 2], _Parts(work, size, fields, points, ends, search_checks)
 
-    # Refine every distinct search peak on a subsample; polish the winner with all points.
-    few = {sigma: _subsample(p, 6000, opts.seed + 2) for sigma, p in points.items()}
-    fits = [_refine(fields, few, p.g, opts.model, size) for p in peaks]
-    scores = [inlier_fraction(fields[1.5], few[1.5], f.g) for f in fits]
-    order = np.argsort(scores)[::-1]
-    rival = max((scores[i] for i in order[1:] if corner_error(fits[i].g, fits[order[0]].g, size) > 2.0), default=0.0)
-    best = _icp(fields[1.5], points[1.5], fits[order[0]].g, opts.model, (2.0, 1.5), size)
-    best_score = inlier_fraction(fields[1.5], points[1.5], best.g)
 
-    # Restarts: the same refinement from the answer with its corners pushed up to 1 % of
-    # the width.  A well-determined optimum pulls every one of them back.
-    rng = np.random.default_rng(opts.seed + 1)
-    corners = image_corners(size)
-    spread = 0.0
-    for _ in range(opts.restarts):
-        moved = project(best.g, corners) + rng.uniform(-1, 1, (4, 2)) * 0.01 * size[0]
-        start, _ = fit_model(corners, moved, opts.model)  # a perturbation the model can undo
-        spread = max(spread, corner_error(_refine(fields, few, start, opts.model, size).g, best.g, size))
+@dataclass
+class _Parts:
+    work: _Work
+    size: tuple[int, int]  # work IR size
+    fields: dict[float, EdgeField]
+    points: dict[float, EdgePoints]
+    ends: list[_End]
+    search_checks: dict[str, float]
 
-    chance_hits = _chance_hits(fields[1.5], points[1.5], best.g)
+
+def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoResult, float]:
+    """The best fit with every check except the self-check; also returns work -> VIS px."""
+    h, parts = _best_fit(ir, vis, opts)
+    fields, points, ends, size = parts.fields, parts.points, parts.ends, parts.size
+    best, best_score = ends[0].fit, ends[0].score
+    rivals = {d: max((e.score for e in ends[1:] if e.distance > d), default=0.0) / max(best_score, 1e-9) for d in (1.0, RIVAL_PX)}
+    chance_hits = vouch.chance_hits(fields[FINE], points[FINE], best.g)
     chance = float(chance_hits.mean())
-    halves = _half_lifts(fields[1.5], points[1.5], best.g, chance_hits, size)
-    checks.update(**{f"lift_{name}": value for name, value in halves.items()})
+    checks = dict(parts.search_checks)
+    checks.update({f"lift_{name}": v for name, v in vouch.half_lifts(fields[FINE], points[FINE], best.g, chance_hits, size).items()})
     checks.update(
         inliers=best_score,
         chance=chance,
         lift=(best_score - chance) / max(1.0 - chance, 1e-9),
-        rival_ratio=rival / max(scores[order[0]], 1e-9),
-        restart_spread_px=spread,
-        corner_sigma_px=_corner_sigma(best, size, _size(work.vis)),
-        bootstrap_px=_bootstrap_error(fields[1.5], few[1.5], best.g, opts.model, size, opts.seed + 3),
+        rival_ratio=rivals[RIVAL_PX],
+        rival_ratio_1px=rivals[1.0],
+        restart_spread_px=max((e.distance for e in ends if e.restart), default=0.0),  # reported, not a check
+        corner_sigma_px=corner_sigma(best, size, _size(parts.work.vis)),
+        bootstrap_px=vouch.bootstrap_error(fields[FINE], points[FINE], best.g, opts.model, size, opts.seed + 3),
     )
-    h = work.vis_to_full @ best.g @ work.ir_to_work
-    to_full = float(work.vis_to_full[0, 0])
-    # Reported error: the largest of the three independent error estimates, in VIS pixels.
-    error_px = to_full * max(checks["corner_sigma_px"], checks["restart_spread_px"], checks["bootstrap_px"])
+    to_full = float(parts.work.vis_to_full[0, 0])
+    # Reported error: the largest of the independent error estimates, in VIS pixels.
+    error_px = to_full * max(checks["corner_sigma_px"], checks["bootstrap_px"])
     result = AutoResult(
-        homography=h / h[2, 2],
+        homography=h,
         score=round(float(np.clip(checks["lift"], 0.0, 1.0)), 4),
         error_px=round(error_px, 3),
         checks={k: round(float(v), 4) for k, v in checks.items()},

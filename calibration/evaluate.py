@@ -28,17 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pf_stream.calibration.auto import AutoOptions, RegistrationRefused, estimate, register
-from pf_stream.calibration.geometry import corner_error, image_corners
-
-
-def random_homography(size: tuple[int, int], rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
-    """A homography moving each image corner by up to ``fraction`` of the width."""
-    src = image_corners(size).astype(np.float32)
-    angle = rng.uniform(0.0, 2.0 * np.pi, 4)
-    radius = rng.uniform(0.0, fraction * size[0], 4)
-    dst = src + np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1).astype(np.float32)
-    return cv2.getPerspectiveTransform(src, dst)
+from pf_stream.calibration.auto import AutoOptions, assess, estimate
+from pf_stream.calibration.geometry import corner_error, random_homography
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -82,14 +73,11 @@ def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOption
         ir_warped = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
         own = estimate(ir, vis, opts).homography  # the pair's own residual alignment
         start = time.perf_counter()
-        try:
-            res = register(ir_warped, vis, opts)
-            h, accepted, note, est = res.homography, True, "", res.error_px
-        except RegistrationRefused as exc:
-            h, accepted, note, est = estimate(ir_warped, vis, opts).homography, False, str(exc), float("nan")
+        res, refusal = assess(ir_warped, vis, opts)
         seconds = time.perf_counter() - start
+        h, est = res.homography, float("nan") if refusal else res.error_px
         cases.append(
-            WarpCase(name, accepted, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, note, seconds)
+            WarpCase(name, not refusal, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, refusal or "", seconds)
         )
     return cases
 
@@ -100,11 +88,8 @@ def mismatched_cases(data: Path, n: int = 6, seed: int = 0, options: AutoOptions
     out = []
     for (name_a, ir, _), (name_b, _, vis) in zip(pairs, pairs[1:] + pairs[:1]):
         ir = cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_AREA)
-        try:
-            res = register(ir, vis, options)
-            out.append((f"{name_a} IR vs {name_b} VIS", True, f"ACCEPTED score {res.score} error {res.error_px} px"))
-        except RegistrationRefused as exc:
-            out.append((f"{name_a} IR vs {name_b} VIS", False, str(exc)))
+        res, refusal = assess(ir, vis, options)
+        out.append((f"{name_a} IR vs {name_b} VIS", not refusal, refusal or f"ACCEPTED score {res.score} error {res.error_px} px"))
     return out
 
 
@@ -128,11 +113,8 @@ def msrs_before_after(data: Path, options: AutoOptions | None = None, limit: int
         size = (vis.shape[1], vis.shape[0])
         ones = np.ones(truth.shape, np.uint8)
         before = residual_displacement(warped, truth, ones > 0)
-        try:
-            res, accepted = register(warped, vis, options), True
-            note = f"score {res.score}, est. {res.error_px} px"
-        except RegistrationRefused as exc:
-            res, accepted, note = estimate(warped, vis, options), False, str(exc)
+        res, refusal = assess(warped, vis, options)
+        accepted, note = not refusal, refusal or f"score {res.score}, est. {res.error_px} px"
         aligned = cv2.warpPerspective(warped, res.homography, size, flags=cv2.INTER_LINEAR)
         valid = cv2.warpPerspective(ones, res.homography, size, flags=cv2.INTER_NEAREST) > 0
         out.append((path.name, before, residual_displacement(aligned, truth, valid), accepted, note))

@@ -35,6 +35,15 @@ def corner_error(h_a: np.ndarray, h_b: np.ndarray, size: tuple[int, int]) -> flo
     return float(np.linalg.norm(project(h_a, c) - project(h_b, c), axis=1).mean())
 
 
+def random_homography(size: tuple[int, int], rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
+    """A homography moving each image corner by up to ``fraction`` of the width."""
+    src = image_corners(size).astype(np.float32)
+    angle = rng.uniform(0.0, 2.0 * np.pi, 4)
+    radius = rng.uniform(0.0, fraction * size[0], 4)
+    dst = src + np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1).astype(np.float32)
+    return cv2.getPerspectiveTransform(src, dst)
+
+
 def scale_matrix(sx: float, sy: float | None = None) -> np.ndarray:
     return np.diag([sx, sx if sy is None else sy, 1.0])
 
