@@ -28,22 +28,17 @@ def test_composite_target_is_the_ir_image_when_vis_is_black():
     assert torch.allclose(target, ir, atol=1e-5)
 
 
-def test_fit_range_leaves_in_range_images_and_squeezes_the_rest():
+def test_fit_range_centres_each_image_and_squeezes_only_when_too_wide():
     ir, _ = _images()
-    inside = 0.2 + 0.6 * ir
-    assert torch.allclose(fit_range(inside), inside, atol=1e-6)
-    # A lowpass spanning [-0.5, 1.5] (bright VIS scene added onto a dark IR): squeezed, order kept.
-    wide = 2.0 * ir - 0.5
+    pct = lambda t, q: t.flatten(1).quantile(q, dim=1)
+    narrow = 0.5 * ir + 0.8  # span 0.5, above the range: moved down, contrast kept
+    moved = fit_range(narrow)
+    assert torch.allclose(moved - narrow, (moved - narrow).flatten(1)[:, :1, None, None].expand_as(moved), atol=1e-5)
+    assert torch.allclose((pct(moved, 0.005) + pct(moved, 0.995)) / 2, torch.full((2,), 0.5), atol=1e-5)
+    wide = 2.0 * ir - 0.5  # span 2: squeezed into [0, 1], order kept
     fitted = fit_range(wide)
-    flat = fitted.flatten(1)
-    assert float(flat.quantile(0.005, dim=1).min()) >= -1e-5 and float(flat.quantile(0.995, dim=1).max()) <= 1 + 1e-5
+    assert torch.allclose(pct(fitted, 0.005), torch.zeros(2), atol=1e-5) and torch.allclose(pct(fitted, 0.995), torch.ones(2), atol=1e-5)
     assert torch.equal(fitted.flatten(1).argsort(dim=1), wide.flatten(1).argsort(dim=1))
-    # Narrow but shifted out of range: moved back in, contrast untouched.
-    shifted = 0.5 * ir + 0.8
-    moved = fit_range(shifted)
-    centred = lambda t: t - t.mean(dim=(2, 3), keepdim=True)
-    assert torch.allclose(centred(moved), centred(shifted), atol=1e-5)
-    assert float(moved.flatten(1).quantile(0.995, dim=1).max()) <= 1 + 1e-5
 
 
 def test_composite_target_with_fit_keeps_a_hot_target_in_a_dark_visible_region():
