@@ -48,7 +48,7 @@ from pf_stream.errors import UserError, check_choice
 # --- search and exploration settings (work pixels) ------------------------------------
 RIVAL_DISTANCE = 8.0  # half-size px (mean corner distance) for a search peak to count as distinct
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
-DEFAULT_MAX_ERROR = 0.005  # accept a bootstrap corner error up to 0.5 % of the VIS width (3.2 px at 640)
+DEFAULT_MAX_ERROR = 0.0065  # accept a bootstrap corner error up to 0.65 % of the VIS width (4.2 px at 640)
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
 
