@@ -29,6 +29,8 @@ def test_synthetic_two_modality_scene_recovered_within_1px():
     err = corner_error(res.homography, np.linalg.inv(warp), VIS_SIZE)
     assert err < 1.0, f"mean corner error {err:.2f} px, checks {res.checks}"
     assert 0 < res.score <= 1 and res.error_px < 3.2
+    # The self-check re-registered known-warped copies and they all came back.
+    assert res.checks["self_check_px"] < 0.5, res.checks
 
 
 def test_different_ir_size_and_scale_found_by_search():
