@@ -72,7 +72,9 @@ class CompositeTarget:
               the visible scene's variations added on top; a plain max or mean of the two
               lowpasses flattens whichever camera is darker there.  Of the re-centrings
               tried on training pairs -- IR mean, VIS mean, their average, the darker
-              one's -- the IR mean scored best on every metric)
+              one's -- the IR mean scored best on every metric on RoadScene)
+              with ``fit``: then centred on mid-grey and squeezed into range
+              (:func:`fit_range`), so a bright VIS over a dark IR frame is not clipped away
     subbands: the coefficient of larger magnitude, times ``gain`` (> 1: crisper edges)
     """
 
