@@ -14,14 +14,17 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
    so edges seen by only one camera drop out -- through similarity, affine, then the
    requested model, with a shrinking capture radius and then finer edges.
 3. **Explore**: refinement again from restarts around the winner (corners pushed 1-2 % of
-   the width).  Real pairs have several optima a few pixels apart (parallax); the
-   best-scoring end wins, and distinct ends that score nearly as well are rivals.
-4. **Vouch** (``vouch.py``): an estimate is accepted only if it passes every check --
-   edges agree clearly better than chance, no distinct rival fits as well, small
-   Gauss-Newton corner error, a block bootstrap over the picture moves the corners less
-   than ``max_error``, every half of the frame holds edges that agree better than chance,
-   and, last, a *self-check*: copies of the IR warped by known small homographies are
-   registered again and must come back to the same answer.  Otherwise
+   the width).  Real pairs have several edge optima a few pixels apart (parallax).
+4. **Dense** (``dense.py``): the best distinct ICP ends (up to four) are refined again by
+   Gauss-Newton on a dense modality-independent descriptor (MIND-SSC); the lowest
+   descriptor cost is the answer.  The dense objective uses every pixel's local
+   structure, so warped and unwarped copies of a pair land on the same answer far more
+   often than with edges alone (see docs/CALIBRATION.md for the numbers).
+5. **Vouch** (``vouch.py``): the answer is accepted only if it passes every check --
+   edges agree clearly better than chance, no distinct dense end gains nearly as much
+   over chance, every half of the frame holds edges that agree better than chance, and,
+   last, a *self-check*: copies of the IR warped by known small homographies are
+   registered again from scratch and must come back within ``max_error``.  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
 
@@ -39,16 +42,17 @@ import cv2
 import numpy as np
 
 from pf_stream.calibration import vouch
+from pf_stream.calibration.dense import DenseAligner, DenseFit, fill_mask
 from pf_stream.calibration.edges import NUM_BINS, EdgeField, EdgePoints, edge_points
 from pf_stream.calibration.geometry import corner_error, fit_model, image_corners, project, random_homography, scale_matrix
-from pf_stream.calibration.icp import COARSE, FINE, MODEL_CHAIN, Fit, corner_sigma, inlier_fraction, refine
+from pf_stream.calibration.icp import COARSE, FINE, MODEL_CHAIN, Fit, inlier_fraction, refine
 from pf_stream.calibration.vouch import MIN_EDGE_POINTS
 from pf_stream.errors import UserError, check_choice
 
 # --- search and exploration settings (work pixels) ------------------------------------
 RIVAL_DISTANCE = 8.0  # half-size px (mean corner distance) for a search peak to count as distinct
+DENSE_STARTS = 4  # distinct refined ICP ends that the dense refinement starts from
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
-DEFAULT_MAX_ERROR = 0.0065  # accept a bootstrap corner error up to 0.65 % of the VIS width (4.2 px at 640)
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
 
@@ -60,7 +64,7 @@ class AutoOptions:
     max_scale: float = 1.25  # IR scale searched in [1/max_scale, max_scale] around the same-FOV guess
     max_shift: float = 0.12  # translation searched, as a fraction of the VIS width
     max_rotation_deg: float = 0.0  # the refinement absorbs a degree or two; search more if the rig is rolled
-    max_error: float | None = None  # VIS px of estimated corner error to accept; None: 0.5 % of VIS width
+    max_error: float | None = None  # VIS px a self-check re-registration may land away; None: vouch.MAX_SELF_CHECK work px
     restarts: int = 8  # perturbed restarts around the best refined search peak
     self_check: bool = True  # re-register known-warped copies before accepting (register only)
     seed: int = 0
@@ -262,12 +266,13 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     """The best estimate and, when it cannot be vouched for, the one-line refusal (else None)."""
     opts = options or AutoOptions()
     result, to_full = _estimate(ir, vis, opts)
-    max_error = (opts.max_error if opts.max_error is not None else DEFAULT_MAX_ERROR * vis.shape[1]) / to_full
+    max_error = opts.max_error / to_full if opts.max_error is not None else vouch.MAX_SELF_CHECK
     failed = vouch.failed_check(result.checks, max_error)
     if not failed and opts.self_check:  # the costly check last, only for an answer that passed the rest
         self_px = _self_check(ir, vis, opts, result.homography) / to_full
         result.checks["self_check_px"] = round(self_px, 4)
-        result.error_px = round(max(result.error_px, self_px * to_full), 3)
+        # The self-check is the direct measurement of how far a re-registration lands.
+        result.error_px = round(self_px * to_full, 3)
         failed = vouch.failed_check(result.checks, max_error)
     if not failed:
         return result, None
@@ -304,8 +309,8 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
 
 
 def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts]:
-    """Stages 1-3 (search, refine, explore): the best full-size IR -> VIS homography and
-    the pieces the checks need."""
+    """Stages 1-4 (search, refine, explore, dense): the best full-size IR -> VIS homography
+    and the pieces the checks need."""
     check_choice("model", opts.model, MODEL_CHAIN)
     work = _prepare(ir, vis, opts.work_size)
     size = _size(work.ir)
@@ -315,8 +320,27 @@ def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.nd
     if len(points[FINE]) < MIN_EDGE_POINTS or len(fields[FINE].points) < MIN_EDGE_POINTS:
         raise RegistrationRefused("refused: too few edges to register: use a scene with more structure or --method target")
     ends = _explore(fields, points, [refine(fields, points, p.g, opts.model, size) for p in peaks], opts, size)
-    h = work.vis_to_full @ ends[0].fit.g @ work.ir_to_work
-    return h / h[2, 2], _Parts(work, size, fields, points, ends, search_checks)
+    aligner = DenseAligner(work.ir, work.vis, fill_mask(work.ir))
+    dense = _dense_ends(aligner, ends, opts.model, size)
+    h = work.vis_to_full @ dense[0].g @ work.ir_to_work
+    return h / h[2, 2], _Parts(work, size, fields, points, ends, search_checks, aligner, dense)
+
+
+def _dense_ends(aligner: DenseAligner, ends: list[_End], model: str, size: tuple[int, int]) -> list[DenseFit]:
+    """Dense refinement from the best distinct ICP ends, lowest descriptor cost first.
+
+    Why: the edge objective often has two near-equal optima a few pixels apart, and which
+    one wins flips with the resampling of the picture; the dense descriptor objective is
+    smoother and pulls both to the same place far more often (see dense.py).
+    """
+    starts: list[np.ndarray] = []
+    for e in ends:  # ends are sorted best edge score first
+        if len(starts) == DENSE_STARTS:
+            break
+        if all(corner_error(e.fit.g, g, size) > 1.0 for g in starts):
+            starts.append(e.fit.g)
+    fits = sorted((aligner.refine(g, model) for g in starts), key=lambda f: f.cost)
+    return fits
 
 
 @dataclass
@@ -327,31 +351,51 @@ class _Parts:
     points: dict[float, EdgePoints]
     ends: list[_End]
     search_checks: dict[str, float]
+    aligner: DenseAligner
+    dense: list[DenseFit]  # lowest cost first; dense[0].g is the answer
+
+
+def _checks(parts: _Parts) -> dict[str, float]:
+    """The numbers the verdict reads (vouch.failed_check), all at the answer dense[0].g."""
+    fields, points, size = parts.fields, parts.points, parts.size
+    best = parts.dense[0]
+    # Dense "lift": how much lower the descriptor cost is than with the answer shifted
+    # 8 px off in 8 directions.  A distinct dense end with nearly the same gain is a rival.
+    shifted_costs = []
+    for a in np.linspace(0, 2 * np.pi, 8, endpoint=False):
+        t = np.array([[1, 0, 8.0 * np.cos(a)], [0, 1, 8.0 * np.sin(a)], [0, 0, 1.0]])
+        shifted_costs.append(parts.aligner.cost(t @ best.g)[0])
+    chance_cost = float(np.mean(shifted_costs))
+    gain = max(chance_cost - best.cost, 1e-12)
+    rival = max((chance_cost - f.cost for f in parts.dense[1:] if corner_error(f.g, best.g, size) > RIVAL_PX), default=0.0)
+    hits = vouch.chance_hits(fields[FINE], points[FINE], best.g)
+    chance = float(hits.mean())
+    inliers = inlier_fraction(fields[FINE], points[FINE], best.g)
+    checks = {f"lift_{k}": v for k, v in vouch.half_lifts(fields[FINE], points[FINE], best.g, hits, size).items()}
+    checks.update(
+        inliers=inliers,
+        chance=chance,
+        lift=(inliers - chance) / max(1.0 - chance, 1e-9),
+        rival_ratio=rival / gain,
+        dense_cost=best.cost,
+        dense_lift=gain / max(chance_cost, 1e-12),
+        # reported, not checks: how far the edge ICP's own best end is from the answer,
+        # and how many distinct ICP ends the dense refinement started from
+        icp_distance_px=corner_error(parts.ends[0].fit.g, best.g, size),
+        dense_starts=len(parts.dense),
+    )
+    return checks
 
 
 def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoResult, float]:
     """The best fit with every check except the self-check; also returns work -> VIS px."""
     h, parts = _best_fit(ir, vis, opts)
-    fields, points, ends, size = parts.fields, parts.points, parts.ends, parts.size
-    best, best_score = ends[0].fit, ends[0].score
-    rivals = {d: max((e.score for e in ends[1:] if e.distance > d), default=0.0) / max(best_score, 1e-9) for d in (1.0, RIVAL_PX)}
-    chance_hits = vouch.chance_hits(fields[FINE], points[FINE], best.g)
-    chance = float(chance_hits.mean())
     checks = dict(parts.search_checks)
-    checks.update({f"lift_{name}": v for name, v in vouch.half_lifts(fields[FINE], points[FINE], best.g, chance_hits, size).items()})
-    checks.update(
-        inliers=best_score,
-        chance=chance,
-        lift=(best_score - chance) / max(1.0 - chance, 1e-9),
-        rival_ratio=rivals[RIVAL_PX],
-        rival_ratio_1px=rivals[1.0],
-        restart_spread_px=max((e.distance for e in ends if e.restart), default=0.0),  # reported, not a check
-        corner_sigma_px=corner_sigma(best, size, _size(parts.work.vis)),
-        bootstrap_px=vouch.bootstrap_error(fields[FINE], points[FINE], best.g, opts.model, size, opts.seed + 3),
-    )
+    checks.update(_checks(parts))
     to_full = float(parts.work.vis_to_full[0, 0])
-    # Reported error: the largest of the independent error estimates, in VIS pixels.
-    error_px = to_full * max(checks["corner_sigma_px"], checks["bootstrap_px"])
+    # Reported error until the self-check replaces it: the distance between the two
+    # estimators' answers, a conservative stand-in.
+    error_px = to_full * checks["icp_distance_px"]
     result = AutoResult(
         homography=h,
         score=round(float(np.clip(checks["lift"], 0.0, 1.0)), 4),

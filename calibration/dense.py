@@ -1,0 +1,164 @@
+"""Dense, modality-independent refinement for ``--method auto``: MIND-SSC + Gauss-Newton.
+
+Why a second estimator next to the edge ICP (icp.py): the ICP sees only Canny edges,
+which are a thin, thresholded sample of the picture; on real pairs its objective often
+has two optima a few pixels apart and which one wins flips with details as small as the
+resampling of the IR.  A dense descriptor uses every pixel's local structure, so its
+objective is smoother, and it is a *different* measurement: when both estimators land on
+the same transform, that agreement is strong evidence (two unrelated methods rarely agree
+by chance to a pixel).
+
+The descriptor is MIND-SSC (Heinrich et al., "Towards realtime multimodal fusion for
+image-guided interventions using self-similarities", MICCAI 2013) in 2-D: for each pixel,
+the patch distances between the pairs of its four neighbours, normalised by their local
+mean and mapped through exp(-d / v).  It describes the *shape* of the local structure,
+not its grey levels, so a warm wall that is bright in IR and dark in VIS gives the same
+descriptor.  The transform is refined by forward-compositional Gauss-Newton on the sum of
+squared descriptor differences, coarse to fine (a 3-level pyramid), with the same
+normalised parameterisation as the ICP.
+
+All coordinates are "work" pixels (see auto.py); transforms map IR work px to VIS work px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pf_stream.calibration.geometry import N_PARAMS, corner_error, normaliser, param_jacobian, param_matrix
+
+RADIUS = 2  # px at each pyramid level: offset of the four neighbours
+PATCH_SIGMA = 1.0  # Gaussian patch size of the self-similarity distances
+LEVELS = (4, 2, 1)  # pyramid downscale factors, coarse to fine
+
+
+def mind_ssc(gray: np.ndarray) -> np.ndarray:
+    """(6, H, W) float32 MIND-SSC descriptor of a gray picture, each pixel's vector in [0, 1]."""
+    img = gray.astype(np.float32)
+    r = RADIUS
+    neighbours = [(r, 0), (0, r), (-r, 0), (0, -r)]
+    pairs = [(a, b) for i, a in enumerate(neighbours) for b in neighbours[i + 1 :]]
+    # Shifted copies with replicated borders; d(x) = G * (I(x + a) - I(x + b))^2.
+    pad = cv2.copyMakeBorder(img, r, r, r, r, cv2.BORDER_REPLICATE)
+    h, w = img.shape
+
+    def shifted(o: tuple[int, int]) -> np.ndarray:
+        return pad[r + o[1] : r + o[1] + h, r + o[0] : r + o[0] + w]
+
+    dist = np.stack([cv2.GaussianBlur((shifted(a) - shifted(b)) ** 2, (0, 0), PATCH_SIGMA) for a, b in pairs])
+    dist -= dist.min(axis=0, keepdims=True)
+    var = dist.mean(axis=0, keepdims=True)
+    var = np.clip(var, 1e-3 * float(var.mean()) + 1e-6, 1e3 * float(var.mean()) + 1e-6)
+    desc = np.exp(-dist / var)
+    return (desc / desc.max(axis=0, keepdims=True)).astype(np.float32)
+
+
+def fill_mask(gray: np.ndarray) -> np.ndarray:
+    """True where the picture holds data: False on a constant fill reached from the border.
+
+    Why: a picture warped in software (the self-check's copies, letterboxed or cropped
+    frames) has flat black margins.  Their boundary is a strong, sharp structure that the
+    other camera does not see, and it pulls a dense fit by a few pixels.
+    """
+    count, labels = cv2.connectedComponents((gray == 0).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    is_fill = np.zeros(count, bool)
+    is_fill[border] = True
+    is_fill[0] = False  # label 0: the non-zero pixels
+    valid = ~is_fill[labels]
+    # Warping with linear interpolation blends the fill into a 1-2 px rim of the picture.
+    return cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+
+
+def _sobel(desc: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    return np.stack([cv2.Sobel(c, cv2.CV_32F, dx, dy, ksize=3, scale=0.125) for c in desc])
+
+
+@dataclass
+class DenseFit:
+    g: np.ndarray
+    cost: float  # mean squared descriptor difference over the overlap at the finest level (lower is better)
+    overlap: float  # share of VIS pixels the warped IR covers
+
+
+class DenseAligner:
+    """Descriptor pyramids of one pair, built once; refine many starts against them."""
+
+    def __init__(self, ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray | None = None):
+        """``ir_valid``: IR pixels that hold picture (False on a constant fill, see
+        :func:`fill_mask`); descriptors that reach into the fill are not compared."""
+        self.ir_size = (ir.shape[1], ir.shape[0])
+        valid = np.ones(ir.shape[:2], np.uint8) if ir_valid is None else ir_valid.astype(np.uint8)
+        margin = np.ones((2 * (RADIUS + 2) + 1,) * 2, np.uint8)  # the descriptor's reach
+        self.levels = []
+        self.iterations: list[int] = []  # per level of each refine call (diagnostics)
+        for f in LEVELS:
+            ir_l = cv2.resize(ir, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA) if f > 1 else ir
+            vis_l = cv2.resize(vis, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA) if f > 1 else vis
+            valid_l = cv2.resize(valid, (ir_l.shape[1], ir_l.shape[0]), interpolation=cv2.INTER_NEAREST)
+            valid_l = cv2.erode(valid_l, margin, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            self.levels.append((f, mind_ssc(ir_l), mind_ssc(vis_l), valid_l))
+
+    def _warp(self, desc: np.ndarray, valid_ir: np.ndarray, g: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        h, w = shape
+        out = np.stack([cv2.warpPerspective(c, g, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) for c in desc])
+        valid = cv2.warpPerspective(valid_ir, g, (w, h), flags=cv2.INTER_NEAREST) > 0
+        return out, valid
+
+    def cost(self, g: np.ndarray) -> tuple[float, float]:
+        """(mean squared descriptor difference, overlap) at the finest level for g."""
+        _, ir_d, vis_d, valid_ir = self.levels[-1]
+        warped, valid = self._warp(ir_d, valid_ir, g, vis_d.shape[1:])
+        if not valid.any():
+            return float("inf"), 0.0
+        diff = (warped - vis_d)[:, valid]
+        return float(np.mean(diff * diff)), float(valid.mean())
+
+    def refine(self, g: np.ndarray, model: str = "homography", max_iter: int = 25, stride: int = 2) -> DenseFit:
+        n_par = N_PARAMS[model]
+        for f, ir_d, vis_d, valid_ir in self.levels:
+            s_l = np.diag([1.0 / f, 1.0 / f, 1.0])
+            g_l = s_l @ g @ np.linalg.inv(s_l)
+            hv, wv = vis_d.shape[1:]
+            nrm = normaliser((wv, hv))
+            s = nrm[0, 0]
+            ys, xs = np.mgrid[0:hv:stride, 0:wv:stride]
+            q = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+            qn = q * s + nrm[:2, 2]
+            jx, jy = param_jacobian(model, qn[:, 0], qn[:, 1])
+            target = vis_d[:, ys, xs].reshape(len(vis_d), -1)
+            vis_gx = _sobel(vis_d, 1, 0)[:, ys, xs].reshape(len(vis_d), -1)
+            vis_gy = _sobel(vis_d, 0, 1)[:, ys, xs].reshape(len(vis_d), -1)
+            self.iterations.append(0)
+            for _ in range(max_iter):
+                warped, valid = self._warp(ir_d, valid_ir, g_l, (hv, wv))
+                sel = valid[ys, xs].ravel()
+                if sel.sum() < 50 * n_par:
+                    break
+                r = warped[:, ys, xs].reshape(len(ir_d), -1)[:, sel] - target[:, sel]
+                # ESM (Benhimane & Malis 2004): the mean of both pictures' gradients gives
+                # near-second-order steps; plain Gauss-Newton crawled along flat valleys.
+                gx = 0.5 * (_sobel(warped, 1, 0)[:, ys, xs].reshape(len(ir_d), -1)[:, sel] + vis_gx[:, sel])
+                gy = 0.5 * (_sobel(warped, 0, 1)[:, ys, xs].reshape(len(ir_d), -1)[:, sel] + vis_gy[:, sel])
+                # warped_new(x) = warped(A^-1 x) with A = N^-1 P(p) N: d/dp = -grad . dx/dp
+                normal_matrix = np.zeros((n_par, n_par))
+                gradient = np.zeros(n_par)
+                jxs, jys = jx[sel], jy[sel]
+                for c in range(len(ir_d)):
+                    jac = -(gx[c, :, None] * jxs + gy[c, :, None] * jys) / s
+                    normal_matrix += jac.T @ jac
+                    gradient += jac.T @ r[c]
+                step = -np.linalg.solve(normal_matrix + 1e-6 * np.trace(normal_matrix) / n_par * np.eye(n_par), gradient)
+                g_new = np.linalg.inv(nrm) @ param_matrix(model, step) @ nrm @ g_l
+                g_new /= g_new[2, 2]
+                moved = corner_error(g_new, g_l, (wv, hv))
+                g_l = g_new
+                self.iterations[-1] += 1
+                if moved < 0.01:
+                    break
+            g = np.linalg.inv(s_l) @ g_l @ s_l
+            g /= g[2, 2]
+        cost, overlap = self.cost(g)
+        return DenseFit(g, cost, overlap)
