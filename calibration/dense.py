@@ -13,7 +13,7 @@ image-guided interventions using self-similarities", MICCAI 2013) in 2-D: for ea
 the patch distances between the pairs of its four neighbours, normalised by their local
 mean and mapped through exp(-d / v).  It describes the *shape* of the local structure,
 not its grey levels, so a warm wall that is bright in IR and dark in VIS gives the same
-descriptor.  The transform is refined by forward-compositional Gauss-Newton on the sum of
+descriptor.  The transform is refined by ESM Gauss-Newton (compositional) on the sum of
 squared descriptor differences, coarse to fine (a 3-level pyramid), with the same
 normalised parameterisation as the ICP.
 
