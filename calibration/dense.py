@@ -116,40 +116,43 @@ class DenseAligner:
         diff = (warped - vis_d)[:, valid]
         return float(np.mean(diff * diff)), float(valid.mean())
 
-    def refine(self, g: np.ndarray, model: str = "homography", max_iter: int = 25, stride: int = 2) -> DenseFit:
+    def refine(self, g: np.ndarray, model: str = "homography", max_iter: int = 25, stride: int = 2, levels: slice = slice(None)) -> DenseFit:
+        """Coarse-to-fine ESM Gauss-Newton from ``g``; ``levels`` picks pyramid levels
+        (default all; auto runs the coarse ones for every start, the finest for distinct ends)."""
         n_par = N_PARAMS[model]
-        for f, ir_d, vis_d, valid_ir in self.levels:
+        for f, ir_d, vis_d, valid_ir in self.levels[levels]:
             s_l = np.diag([1.0 / f, 1.0 / f, 1.0])
             g_l = s_l @ g @ np.linalg.inv(s_l)
             hv, wv = vis_d.shape[1:]
             nrm = normaliser((wv, hv))
             s = nrm[0, 0]
-            ys, xs = np.mgrid[0:hv:stride, 0:wv:stride]
-            q = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
-            qn = q * s + nrm[:2, 2]
-            jx, jy = param_jacobian(model, qn[:, 0], qn[:, 1])
-            target = vis_d[:, ys, xs].reshape(len(vis_d), -1)
-            vis_gx = _sobel(vis_d, 1, 0)[:, ys, xs].reshape(len(vis_d), -1)
-            vis_gy = _sobel(vis_d, 0, 1)[:, ys, xs].reshape(len(vis_d), -1)
+            grid = (slice(None), slice(0, hv, stride), slice(0, wv, stride))  # every stride-th pixel
+            ys, xs = np.mgrid[grid[1], grid[2]]
+            qn = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64) * s + nrm[:2, 2]
+            jx, jy = (j / s for j in param_jacobian(model, qn[:, 0], qn[:, 1]))
+            target = vis_d[grid].reshape(len(vis_d), -1)
+            vis_gx = _sobel(vis_d, 1, 0)[grid].reshape(len(vis_d), -1)
+            vis_gy = _sobel(vis_d, 0, 1)[grid].reshape(len(vis_d), -1)
             self.iterations.append(0)
             for _ in range(max_iter):
                 warped, valid = self._warp(ir_d, valid_ir, g_l, (hv, wv))
-                sel = valid[ys, xs].ravel()
-                if sel.sum() < 50 * n_par:
+                inside = valid[grid[1:]].ravel()
+                if inside.sum() < 50 * n_par:
                     break
-                r = warped[:, ys, xs].reshape(len(ir_d), -1)[:, sel] - target[:, sel]
+                r = warped[grid].reshape(len(ir_d), -1) - target
                 # ESM (Benhimane & Malis 2004): the mean of both pictures' gradients gives
                 # near-second-order steps; plain Gauss-Newton crawled along flat valleys.
-                gx = 0.5 * (_sobel(warped, 1, 0)[:, ys, xs].reshape(len(ir_d), -1)[:, sel] + vis_gx[:, sel])
-                gy = 0.5 * (_sobel(warped, 0, 1)[:, ys, xs].reshape(len(ir_d), -1)[:, sel] + vis_gy[:, sel])
-                # warped_new(x) = warped(A^-1 x) with A = N^-1 P(p) N: d/dp = -grad . dx/dp
-                normal_matrix = np.zeros((n_par, n_par))
-                gradient = np.zeros(n_par)
-                jxs, jys = jx[sel], jy[sel]
-                for c in range(len(ir_d)):
-                    jac = -(gx[c, :, None] * jxs + gy[c, :, None] * jys) / s
-                    normal_matrix += jac.T @ jac
-                    gradient += jac.T @ r[c]
+                gx = 0.5 * (_sobel(warped, 1, 0)[grid].reshape(len(ir_d), -1) + vis_gx)
+                gy = 0.5 * (_sobel(warped, 0, 1)[grid].reshape(len(ir_d), -1) + vis_gy)
+                # warped_new(x) = warped(A^-1 x) with A = N^-1 P(p) N: d/dp = -grad . dx/dp.
+                # Per channel c the Jacobian row is -(gx_c jx + gy_c jy) / s; summed over the
+                # channels, J^T J and J^T r only need the per-pixel structure tensor
+                # (sum_c gx^2, gx gy, gy^2) and sum_c g r: four weighted products, not six.
+                # Pixels outside the warped IR get weight 0 (cheaper than compacting arrays).
+                sxx, sxy, syy = ((a * b).sum(0) * inside for a, b in ((gx, gx), (gx, gy), (gy, gy)))
+                cross = jx.T @ (jy * sxy[:, None])
+                normal_matrix = jx.T @ (jx * sxx[:, None]) + jy.T @ (jy * syy[:, None]) + cross + cross.T
+                gradient = -(jx.T @ ((gx * r).sum(0) * inside) + jy.T @ ((gy * r).sum(0) * inside))
                 step = -np.linalg.solve(normal_matrix + 1e-6 * np.trace(normal_matrix) / n_par * np.eye(n_par), gradient)
                 g_new = np.linalg.inv(nrm) @ param_matrix(model, step) @ nrm @ g_l
                 g_new /= g_new[2, 2]
