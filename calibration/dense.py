@@ -32,6 +32,8 @@ from pf_stream.calibration.geometry import N_PARAMS, corner_error, normaliser, p
 RADIUS = 2  # px at each pyramid level: offset of the four neighbours
 PATCH_SIGMA = 1.0  # Gaussian patch size of the self-similarity distances
 LEVELS = (4, 2, 1)  # pyramid downscale factors, coarse to fine
+FINE_MAX_ITER = 60  # the finest level: it must settle, not stop at a cap mid-valley (see refine)
+LONGER_STEPS = (2.0, 4.0, 8.0)  # multiples of a Gauss-Newton step tried while they fit better (see refine)
 
 
 def mind_ssc(gray: np.ndarray) -> np.ndarray:
@@ -134,12 +136,28 @@ class DenseAligner:
             vis_gx = _sobel(vis_d, 1, 0)[grid].reshape(len(vis_d), -1)
             vis_gy = _sobel(vis_d, 0, 1)[grid].reshape(len(vis_d), -1)
             self.iterations.append(0)
-            for _ in range(max_iter):
-                warped, valid = self._warp(ir_d, valid_ir, g_l, (hv, wv))
-                inside = valid[grid[1:]].ravel()
+
+            def residual(g_try: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                """(warped descriptors, inside mask on the grid, residuals) at ``g_try``."""
+                warped, valid = self._warp(ir_d, valid_ir, g_try, (hv, wv))
+                return warped, valid[grid[1:]].ravel(), warped[grid].reshape(len(ir_d), -1) - target
+
+            def lower(a: tuple, b: tuple) -> bool:
+                """Does residual ``a`` fit better than ``b``?  Compared on the pixels inside
+                both: the overlap shifts with the transform, and a mean over a different
+                set of pixels moves more than a sub-pixel step changes the fit."""
+                both = a[1] & b[1]
+                return bool(both.sum() >= 50 * n_par) and float((a[2] * a[2]).sum(0) @ both) < float((b[2] * b[2]).sum(0) @ both)
+
+            def moved_to(step: np.ndarray) -> np.ndarray:
+                g_new = np.linalg.inv(nrm) @ param_matrix(model, step) @ nrm @ g_l
+                return g_new / g_new[2, 2]
+
+            current = residual(g_l)
+            for _ in range(max_iter if f > 1 else max(max_iter, FINE_MAX_ITER)):
+                warped, inside, r = current
                 if inside.sum() < 50 * n_par:
                     break
-                r = warped[grid].reshape(len(ir_d), -1) - target
                 # ESM (Benhimane & Malis 2004): the mean of both pictures' gradients gives
                 # near-second-order steps; plain Gauss-Newton crawled along flat valleys.
                 gx = 0.5 * (_sobel(warped, 1, 0)[grid].reshape(len(ir_d), -1) + vis_gx)
@@ -154,8 +172,21 @@ class DenseAligner:
                 normal_matrix = jx.T @ (jx * sxx[:, None]) + jy.T @ (jy * syy[:, None]) + cross + cross.T
                 gradient = -(jx.T @ ((gx * r).sum(0) * inside) + jy.T @ ((gy * r).sum(0) * inside))
                 step = -np.linalg.solve(normal_matrix + 1e-6 * np.trace(normal_matrix) / n_par * np.eye(n_par), gradient)
-                g_new = np.linalg.inv(nrm) @ param_matrix(model, step) @ nrm @ g_l
-                g_new /= g_new[2, 2]
+                # Longer steps while they fit better.  Why: the Gauss-Newton step is
+                # consistently too short here (the blurred descriptors make the normal matrix
+                # overstate the curvature along some directions), so the finest level crept
+                # along a flat valley by a shrinking fraction of a pixel per step and stopped
+                # at the iteration cap wherever it was: the answer depended on the start.
+                # The plain step is always taken (near the minimum, interpolation noise in
+                # the cost would otherwise stop the descent early).
+                g_new = moved_to(step)
+                current = residual(g_new)
+                for alpha in LONGER_STEPS:
+                    g_try = moved_to(alpha * step)
+                    trial = residual(g_try)
+                    if not lower(trial, current):
+                        break
+                    g_new, current = g_try, trial
                 moved = corner_error(g_new, g_l, (wv, hv))
                 g_l = g_new
                 self.iterations[-1] += 1
