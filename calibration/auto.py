@@ -290,8 +290,8 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
 
     Why: the edge objective of a real pair can have two optima of nearly equal score a few
     pixels apart (parallax, repeated structure), and which one the search and the restarts
-    reach depends on details as small as the resampling of the picture.  The restarts and
-    the bootstrap only probe the neighbourhood of the answer; re-running the *whole*
+    reach depends on details as small as the resampling of the picture.  The restarts only
+    probe the neighbourhood of the answer; re-running the *whole*
     pipeline on a picture whose correct answer is known in advance (``h`` composed with
     the warp) asks directly whether the method would give the same answer again.  An
     answer that does not survive this is not one the method can vouch for.

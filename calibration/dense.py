@@ -4,9 +4,8 @@ Why a second estimator next to the edge ICP (icp.py): the ICP sees only Canny ed
 which are a thin, thresholded sample of the picture; on real pairs its objective often
 has two optima a few pixels apart and which one wins flips with details as small as the
 resampling of the IR.  A dense descriptor uses every pixel's local structure, so its
-objective is smoother, and it is a *different* measurement: when both estimators land on
-the same transform, that agreement is strong evidence (two unrelated methods rarely agree
-by chance to a pixel).
+objective is smoother.  auto.py refines the best distinct ICP ends with it and keeps the
+one of lowest descriptor cost.
 
 The descriptor is MIND-SSC (Heinrich et al., "Towards realtime multimodal fusion for
 image-guided interventions using self-similarities", MICCAI 2013) in 2-D: for each pixel,

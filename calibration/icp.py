@@ -19,7 +19,6 @@ from pf_stream.calibration.edges import EdgeField, EdgePoints
 from pf_stream.calibration.geometry import (
     N_PARAMS,
     corner_error,
-    image_corners,
     normaliser,
     param_jacobian,
     param_matrix,
@@ -27,15 +26,12 @@ from pf_stream.calibration.geometry import (
 )
 
 MODEL_CHAIN = {"similarity": ["similarity"], "affine": ["similarity", "affine"], "homography": ["similarity", "affine", "homography"]}
-EDGE_CORRELATION = 4.0  # neighbouring edge pixels are not independent; inflate variances
 COARSE, FINE = 3.0, 1.5  # edge blur sigmas: coarse edges capture, fine edges settle
 
 
 @dataclass
 class Fit:
     g: np.ndarray
-    normal_matrix: np.ndarray | None = None  # J^T W J of the last step (for covariance)
-    sigma2: float = float("inf")  # weighted residual variance
     model: str = "similarity"
 
 
@@ -53,7 +49,6 @@ def icp(
     radii: tuple[float, ...],
     size: tuple[int, int],
     max_iter: int = 15,
-    weights: np.ndarray | None = None,
 ) -> Fit:
     """Robust Gauss-Newton on point-to-line distances, one capture radius after another.
 
@@ -76,8 +71,6 @@ def icp(
             r = np.sum(n * (qs - vis_edges.points.xy[near]), axis=1)
             u = r / c
             w = np.where(np.abs(u) < 1.0, (1.0 - u * u) ** 2, 0.0)  # Tukey: one-camera edges drop out
-            if weights is not None:
-                w = w * weights[sel]
             qn = project(nrm, qs)
             jx, jy = param_jacobian(model, qn[:, 0], qn[:, 1])
             jac = (n[:, :1] * jx + n[:, 1:] * jy) / s
@@ -88,7 +81,7 @@ def icp(
             g_new /= g_new[2, 2]
             moved = corner_error(g_new, g, size)
             g = g_new
-            fit = Fit(g, normal_matrix, float(np.sum(w * r * r) / max(np.sum(w) - n_par, 1.0)), model)
+            fit = Fit(g, model)
             if moved < 0.02:
                 break
     return fit
@@ -100,20 +93,3 @@ def refine(fields: dict[float, EdgeField], points: dict[float, EdgePoints], g: n
     for m in MODEL_CHAIN[model]:
         fit = icp(fields[COARSE], points[COARSE], fit.g, m, (8.0, 5.0, 3.0), size)
     return icp(fields[FINE], points[FINE], fit.g, model, (3.0, 2.0, 1.5), size)
-
-
-def corner_sigma(fit: Fit, size: tuple[int, int], vis_size: tuple[int, int]) -> float:
-    """Predicted mean standard deviation (px) of where the IR corners land, from the
-    Gauss-Newton normal matrix of the last step."""
-    if fit.normal_matrix is None or not np.isfinite(fit.sigma2):
-        return float("inf")
-    try:
-        cov = EDGE_CORRELATION * fit.sigma2 * np.linalg.inv(fit.normal_matrix)
-    except np.linalg.LinAlgError:
-        return float("inf")
-    nrm = normaliser(vis_size)
-    s = nrm[0, 0]
-    qn = project(nrm, project(fit.g, image_corners(size)))
-    jx, jy = param_jacobian(fit.model, qn[:, 0], qn[:, 1])
-    var = np.einsum("ip,pq,iq->i", jx, cov, jx) + np.einsum("ip,pq,iq->i", jy, cov, jy)
-    return float(np.mean(np.sqrt(np.maximum(var, 0.0))) / s)

@@ -1,4 +1,4 @@
-"""Stage 3 of ``--method auto``: may the answer be written?  Each check, and the verdict.
+"""The last stage of ``--method auto``: may the answer be written?  Each check, and the verdict.
 
 An estimate is accepted only if *every* check passes; :func:`failed_check` returns the
 first one that fails, worded as the refusal the user reads.  The thresholds were set on
@@ -40,7 +40,7 @@ def half_lifts(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, chance: np.
 
     Why: the other checks look at the picture as a whole.  When one part of the scene has
     no outline that both cameras see (TNO 24: barn and trees on top, bare grass below),
-    the whole-picture lift is fine and the bootstrap is calm -- every replicate is pulled
+    the whole-picture lift is fine and re-registrations agree -- every one is pulled
     by the same top-half edges -- yet the corners over the empty part are pure
     extrapolation: a homography's perspective terms scale one half against the other, so
     the bottom corners there swung by up to 20 px unchecked.  Edges that agree clearly
