@@ -13,6 +13,7 @@ from pf_stream.train.losses import (
     decomposition_loss,
     reconstruction_loss,
     fit_range,
+    salient_lowpass,
     ssim,
 )
 
@@ -50,6 +51,36 @@ def test_composite_target_with_fit_keeps_a_hot_target_in_a_dark_visible_region()
     contrast = lambda t: float(t[..., 26:38, 10:22].mean() - t[..., 2:10, 4:28].mean())
     clipped, fitted = contrast(CompositeTarget(gain=1.0)(ir, vis)), contrast(CompositeTarget(gain=1.0, fit=True)(ir, vis))
     assert fitted > 0.25 and fitted > 2 * clipped, (clipped, fitted)  # the object is 0.3 above its surround
+
+
+def test_salient_lowpass_follows_the_locally_stronger_camera():
+    """IR sees an object on the left, VIS one on the right; the same faint texture is then
+    added to one camera at a time.  In the additive base it moves the target equally
+    whichever camera carries it; in the salient lowpass the object's own camera weighs
+    clearly more, on both sides.  With power 0 the rule is exactly the additive base."""
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    bump = lambda cx: torch.exp(-((x - cx) ** 2 + y**2) / 0.05)[None, None]
+    ir, vis = 0.3 + 0.5 * bump(-0.5), 0.6 + 0.5 * bump(0.5)
+    texture = 0.03 * torch.sin(6 * y)[None, None]
+    additive = lambda a, b: a + b - b.mean()
+    assert torch.allclose(salient_lowpass(ir + texture, vis, power=0.0), additive(ir + texture, vis), atol=1e-6)
+    left, right = (..., slice(10, 22), slice(4, 12)), (..., slice(10, 22), slice(20, 28))
+    for rule, lo, hi in ((additive, 0.99, 1.01), (salient_lowpass, 1.5, 10.0)):
+        via_ir = rule(ir + texture, vis) - rule(ir, vis)
+        via_vis = rule(ir, vis + texture) - rule(ir, vis)
+        assert lo < float(via_ir[left].std() / via_vis[left].std()) < hi
+        assert lo < float(via_vis[right].std() / via_ir[right].std()) < hi
+
+
+def test_composite_target_salient_option_and_unknown_name():
+    from pf_stream.errors import UserError
+
+    ir, vis = _images()
+    loss = FusionLoss(FusionLossConfig(target="contourlet", target_low="salient", target_low_power=0.0))
+    assert torch.allclose(loss.intensity_target(ir, vis), CompositeTarget()(ir, vis), atol=1e-5)
+    assert not torch.allclose(CompositeTarget(low="salient")(ir, vis), CompositeTarget()(ir, vis), atol=1e-3)
+    with pytest.raises(UserError, match="target_low 'salinet'.*did you mean 'salient'"):
+        CompositeTarget(low="salinet")
 
 
 def test_fusion_loss_prefers_its_target_and_reports_every_term():

@@ -73,30 +73,74 @@ class CompositeTarget:
               lowpasses flattens whichever camera is darker there.  Of the re-centrings
               tried on training pairs -- IR mean, VIS mean, their average, the darker
               one's -- the IR mean scored best on every metric on RoadScene)
+              ``low="salient"`` (:func:`salient_lowpass`) reweights the two cameras'
+              variations by their local lowpass contrast instead of adding them equally
               with ``fit``: then centred on mid-grey and squeezed into range
               (:func:`fit_range`), so a bright VIS over a dark IR frame is not clipped away
     subbands: the coefficient of larger magnitude, times ``gain`` (> 1: crisper edges)
     """
 
+    LOWPASS_RULES = ("additive", "salient")
+
     def __init__(
-        self, levels: tuple[int, ...] = (3, 3, 3, 0), dir_kernel: int = 9, gain: float = 1.0, fit: bool = False
+        self,
+        levels: tuple[int, ...] = (3, 3, 3, 0),
+        dir_kernel: int = 9,
+        gain: float = 1.0,
+        fit: bool = False,
+        low: str = "additive",
+        low_power: float = 2.0,
+        low_scale: float = 2.0,
     ):
+        from pf_stream.errors import check_choice
         from pf_stream.model.contourlet import Contourlet
 
+        check_choice("loss.target_low", low, self.LOWPASS_RULES)
         self.contourlet = Contourlet(channels=1, levels=tuple(levels), dir_kernel=dir_kernel)
         self.gain = gain
         self.fit = fit
+        self.low, self.low_power, self.low_scale = low, low_power, low_scale
 
     @torch.no_grad()
     def __call__(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         ct = self.contourlet.to(ir.device)
         ir_low, ir_bands = ct.decompose(ir)
         vis_low, vis_bands = ct.decompose(vis)
-        low = ir_low + vis_low - vis_low.mean(dim=(2, 3), keepdim=True)
+        if self.low == "salient":
+            low = salient_lowpass(ir_low, vis_low, self.low_power, self.low_scale)
+        else:
+            low = ir_low + vis_low - vis_low.mean(dim=(2, 3), keepdim=True)
         if self.fit:
             low = fit_range(low)
         bands = [torch.where(a.abs() >= b.abs(), a, b) * self.gain for a, b in zip(ir_bands, vis_bands)]
         return ct.reconstruct(low, bands).clamp(0.0, 1.0)
+
+
+def salient_lowpass(ir_low: torch.Tensor, vis_low: torch.Tensor, power: float = 2.0, scale: float = 2.0) -> torch.Tensor:
+    """IR level plus the two cameras' lowpass variations, weighted towards the locally stronger one.
+
+    The additive base ``mean(ir) + d_ir + d_vis`` (d = lowpass minus its image mean) mixes
+    both cameras at every pixel; MI (and VIF, SSIM) reward an output that locally follows
+    one source.  Here each variation is weighted by its local contrast s = 3x3 mean of |d|
+    (at the lowpass's resolution, 1/16 of the image: a 48-pixel neighbourhood):
+
+        mean(ir) + scale * (w * d_ir + (1 - w) * d_vis),   w = s_ir^p / (s_ir^p + s_vis^p)
+
+    With scale 2 it *is* the additive base wherever both are equally salient (w = 1/2), and
+    the dominant camera's variation, doubled, where one of them dominates; ``power`` p sets
+    how sharply (0: additive everywhere).  Fixed rule on 30 RoadScene training pairs (gain
+    1.35, with the range fit): MI 1.93 -> 2.08, SD 66.5 -> 73.8, SCD 1.91 -> 1.78.
+    """
+    eps = 1e-6
+
+    def contrast(d: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(d.abs(), (1, 1, 1, 1), mode="replicate"), 3, stride=1) + eps
+
+    ir_mean = ir_low.mean(dim=(2, 3), keepdim=True)
+    d_ir, d_vis = ir_low - ir_mean, vis_low - vis_low.mean(dim=(2, 3), keepdim=True)
+    s_ir, s_vis = contrast(d_ir) ** power, contrast(d_vis) ** power
+    w = s_ir / (s_ir + s_vis)
+    return ir_mean + scale * (w * d_ir + (1 - w) * d_vis)
 
 
 def fit_range(low: torch.Tensor, tail: float = 0.005) -> torch.Tensor:
@@ -129,6 +173,9 @@ class FusionLossConfig:
     target: str = "max"  # "max" (max(ir, vi), saliency-weighted) or "contourlet" (CompositeTarget)
     target_gain: float = 1.0  # CompositeTarget subband gain
     target_fit: bool = False  # CompositeTarget centres its lowpass on mid-grey, squeezed into range (fit_range)
+    target_low: str = "additive"  # CompositeTarget lowpass: "additive" or "salient" (salient_lowpass)
+    target_low_power: float = 2.0  # salient: sharpness of the contrast weights (0 = additive)
+    target_low_scale: float = 2.0  # salient: scale of the weighted variations (2 = additive where equally salient)
     target_gradient: float = 0.0  # weight of L1 between the gradients of fused and target
 
 
@@ -141,7 +188,15 @@ class FusionLoss:
             from pf_stream.errors import UserError
 
             raise UserError(f"unknown loss target {self.c.target!r}: use 'max' or 'contourlet'")
-        self.composite = CompositeTarget(gain=self.c.target_gain, fit=self.c.target_fit) if self.c.target == "contourlet" else None
+        self.composite = None
+        if self.c.target == "contourlet":
+            self.composite = CompositeTarget(
+                gain=self.c.target_gain,
+                fit=self.c.target_fit,
+                low=self.c.target_low,
+                low_power=self.c.target_low_power,
+                low_scale=self.c.target_low_scale,
+            )
 
     def intensity_target(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         if self.composite is not None:
