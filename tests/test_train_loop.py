@@ -123,6 +123,8 @@ def test_bad_input_clip_weights_for_another_model_is_one_line(tmp_path, data, ca
         (lambda t, d: ["--data", str(make_pairs(t / "odd", ["x"]) and t / "odd"), "--out", str(t / "r")], None),
         (lambda t, d: ["--data", str(d), "--out", str(_file(t) / "run")], "cannot write to run folder"),
         (lambda t, d: ["--data", str(d), "--out", str(t / "r"), "--set", "stage2.stepz=3"], "did you mean 'steps'"),
+        # a misspelled target rule fails before the (here missing) data is looked at
+        (lambda t, d: ["--data", str(t / "nope"), "--out", str(t / "r"), "--set", "loss.target_low=salinet"], "did you mean 'salient'"),
         (lambda t, d: ["--data", str(d), "--out", str(t / "empty"), "--resume"], "nothing to resume"),
     ],
 )

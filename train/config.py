@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from pf_stream.errors import UserError, did_you_mean, read_yaml
+from pf_stream.errors import UserError, check_choice, did_you_mean, read_yaml
 from pf_stream.train.data import DataConfig
-from pf_stream.train.losses import FusionLossConfig
+from pf_stream.train.losses import CompositeTarget, FusionLossConfig
 
 
 @dataclass
@@ -158,6 +158,8 @@ def check(config: TrainConfig) -> None:
         raise UserError(f"data.crop {config.data.crop} is too small: use at least 16 pixels")
     if config.run.checkpoint_every < 1 or config.run.log_every < 1:
         raise UserError("run.checkpoint_every and run.log_every must be >= 1")
+    # Here, not where the target is built: a misspelled rule must fail before the data loads.
+    check_choice("loss.target_low", config.loss.target_low, CompositeTarget.LOWPASS_RULES)
 
 
 def as_dict(config: TrainConfig) -> dict:
