@@ -94,12 +94,32 @@ class _Interrupted(Exception):
     pass
 
 
+class _StopRequest:
+    """Signal handler for Ctrl-C and SIGTERM during training: the step in flight finishes,
+    the loop saves a checkpoint and stops.  A second signal stops at once.
+
+    Why a flag instead of Python's default KeyboardInterrupt: that exception is raised
+    wherever the main thread happens to be, and library code that catches everything can
+    swallow it -- once in the test suite a run went on training after Ctrl-C.  A flag read
+    between steps cannot be lost.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, options: RunOptions):
         self.c, self.o = config, options
         self.info = dist_util.DistInfo()
         self.prompt = None
         self.started = time.time()
+        self._stop = _StopRequest()  # run() installs it as the Ctrl-C / SIGTERM handler
 
     # -- set-up -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -231,7 +251,8 @@ class Trainer:
         self._elapsed0 = 0.0
         if self.info.is_main:
             (o.out / "config.yaml").write_text(yaml.safe_dump(as_dict(c), sort_keys=False))
-        prev = signal.signal(signal.SIGTERM, _raise_interrupt)  # torchrun / schedulers send SIGTERM
+        # Ctrl-C, and SIGTERM from torchrun / schedulers: stop after the step in flight.
+        prev = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             stage1 = _AutoencoderForward(self.net) if self.has_stage1 and c.stage1.steps > 0 else None
             opt1 = torch.optim.AdamW(self.net.parameters(), lr=c.stage1.lr, weight_decay=0.0) if stage1 else None
@@ -250,7 +271,8 @@ class Trainer:
                 state = TrainState(stage=2, sampler=self.sampler.state(), elapsed_s=self.elapsed)
             self._stage2(opt2, opt_p, state)
         finally:
-            signal.signal(signal.SIGTERM, prev)
+            for sig, handler in prev.items():
+                signal.signal(sig, handler)
             dist_util.cleanup(self.info)
         return o.out / f"{c.model}.safetensors"
 
@@ -279,6 +301,8 @@ class Trainer:
                                    "time_s": round(self.elapsed, 1), **{k: f"{v:.5g}" for k, v in terms.items()}})
                 if state.step % c.run.checkpoint_every == 0 or state.step == stage_cfg.steps:
                     self._save(state, {k: v for k, v in optimizers.items() if v is not None})
+                if self._stop.requested:
+                    raise _Interrupted
         except (KeyboardInterrupt, _Interrupted):
             # The step in flight either finished (counted) or never touched the weights'
             # optimiser step; either way the state below is consistent.
@@ -355,6 +379,3 @@ def _effective(net: nn.Module, config: dict) -> dict:
     full.update(config)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in full.items()}
 
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
