@@ -78,6 +78,19 @@ def _sobel(desc: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 @dataclass
+class _Level:
+    """One pyramid level of a pair: descriptors, where the IR holds picture, and the VIS
+    descriptors' gradients (the VIS never moves, so ESM's half of them is computed once)."""
+
+    factor: int  # downscale factor
+    ir: np.ndarray  # (6, h, w) IR descriptors
+    vis: np.ndarray  # (6, h, w) VIS descriptors
+    ir_valid: np.ndarray  # uint8 mask: IR descriptors that do not reach into a fill
+    vis_dx: np.ndarray
+    vis_dy: np.ndarray
+
+
+@dataclass
 class DenseFit:
     g: np.ndarray
     cost: float  # mean squared descriptor difference over the overlap at the finest level (lower is better)
@@ -93,14 +106,15 @@ class DenseAligner:
         self.ir_size = (ir.shape[1], ir.shape[0])
         valid = np.ones(ir.shape[:2], np.uint8) if ir_valid is None else ir_valid.astype(np.uint8)
         margin = np.ones((2 * (RADIUS + 2) + 1,) * 2, np.uint8)  # the descriptor's reach
-        self.levels = []
+        self.levels: list[_Level] = []
         self.iterations: list[int] = []  # per level of each refine call (diagnostics)
         for f in LEVELS:
             ir_l = cv2.resize(ir, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA) if f > 1 else ir
             vis_l = cv2.resize(vis, None, fx=1.0 / f, fy=1.0 / f, interpolation=cv2.INTER_AREA) if f > 1 else vis
             valid_l = cv2.resize(valid, (ir_l.shape[1], ir_l.shape[0]), interpolation=cv2.INTER_NEAREST)
             valid_l = cv2.erode(valid_l, margin, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-            self.levels.append((f, mind_ssc(ir_l), mind_ssc(vis_l), valid_l))
+            vis_d = mind_ssc(vis_l)
+            self.levels.append(_Level(f, mind_ssc(ir_l), vis_d, valid_l, _sobel(vis_d, 1, 0), _sobel(vis_d, 0, 1)))
 
     def _warp(self, desc: np.ndarray, valid_ir: np.ndarray, g: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         h, w = shape
@@ -110,7 +124,8 @@ class DenseAligner:
 
     def cost(self, g: np.ndarray) -> tuple[float, float]:
         """(mean squared descriptor difference, overlap) at the finest level for g."""
-        _, ir_d, vis_d, valid_ir = self.levels[-1]
+        top = self.levels[-1]
+        ir_d, vis_d, valid_ir = top.ir, top.vis, top.ir_valid
         warped, valid = self._warp(ir_d, valid_ir, g, vis_d.shape[1:])
         if not valid.any():
             return float("inf"), 0.0
@@ -121,7 +136,8 @@ class DenseAligner:
         """Coarse-to-fine ESM Gauss-Newton from ``g``; ``levels`` picks pyramid levels
         (default all; auto runs the coarse ones for every start, the finest for distinct ends)."""
         n_par = N_PARAMS[model]
-        for f, ir_d, vis_d, valid_ir in self.levels[levels]:
+        for level in self.levels[levels]:
+            f, ir_d, vis_d, valid_ir = level.factor, level.ir, level.vis, level.ir_valid
             s_l = np.diag([1.0 / f, 1.0 / f, 1.0])
             g_l = s_l @ g @ np.linalg.inv(s_l)
             hv, wv = vis_d.shape[1:]
@@ -132,8 +148,8 @@ class DenseAligner:
             qn = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64) * s + nrm[:2, 2]
             jx, jy = (j / s for j in param_jacobian(model, qn[:, 0], qn[:, 1]))
             target = vis_d[grid].reshape(len(vis_d), -1)
-            vis_gx = _sobel(vis_d, 1, 0)[grid].reshape(len(vis_d), -1)
-            vis_gy = _sobel(vis_d, 0, 1)[grid].reshape(len(vis_d), -1)
+            vis_gx = level.vis_dx[grid].reshape(len(vis_d), -1)
+            vis_gy = level.vis_dy[grid].reshape(len(vis_d), -1)
             self.iterations.append(0)
 
             def residual(g_try: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
