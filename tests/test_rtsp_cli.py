@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.rtsp_clients import FfmpegViewer, Viewing, read_ffmpeg, read_opencv, read_pyav
