@@ -35,6 +35,24 @@ ENCODERS = {
 TIME_BASE = Fraction(1, 1000)
 
 
+def _check_writable(path: Path) -> None:
+    """Fail now, before any camera opens, if ``path`` cannot be written.
+
+    PyAV opens the output file only when the first packet is muxed, so without this a
+    read-only place surfaced mid-run as "output record failed" and the run went on,
+    exit code 0, with nothing recorded.  An existing file is left as it is (append mode,
+    nothing written); a file created by the probe is removed again.
+    """
+    existed = path.exists()
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write --record {path}: {exc.strerror}; choose another file or folder") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 class RecordSink(Sink):
     name = "record"
 
@@ -48,6 +66,7 @@ class RecordSink(Sink):
             raise UserError(f"cannot create the folder for --record {self.path}: {exc.strerror}") from None
         if self.path.is_dir():
             raise UserError(f"--record {self.path} is a folder: give a file name")
+        _check_writable(self.path)
         self.encoder = encoder
         self.bitrate_kbps = bitrate_kbps
         self.keyframe_interval_s = keyframe_interval_s

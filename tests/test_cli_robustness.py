@@ -1,0 +1,49 @@
+"""Regression tests from adversarial use of the command-line tools.
+
+Each test is a defect a user hit: bad input must end in one line on stderr, exit code 2,
+no traceback; what was asked for (a recording, a report) must not silently go missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SYN = ["--ir", "synthetic://", "--vis", "synthetic://", "--size", "64x48", "--model", "classic", "--frames", "2"]
+
+
+def run_tool(module: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, prog: str, *words: str) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, f"rc {proc.returncode}\n{proc.stderr}"
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc as a place no one can write a file")
+def test_record_to_an_unwritable_place_is_an_error_before_the_run(tmp_path):
+    # PyAV opens the file at the first frame: this used to log "output record failed",
+    # run on and exit 0 with no recording at all.
+    proc = run_tool("pf_stream.cli.stream", *SYN, "--record", "/proc/pf-stream-qa.mp4")
+    assert_user_error(proc, "pf-stream", "--record", "/proc/pf-stream-qa.mp4")
+
+
+def test_record_probe_leaves_no_file_behind_and_keeps_an_existing_one(tmp_path):
+    from pf_stream.sinks.record import RecordSink
+
+    RecordSink(tmp_path / "new.mp4")
+    assert not (tmp_path / "new.mp4").exists()
+    old = tmp_path / "old.mp4"
+    old.write_bytes(b"previous recording")
+    RecordSink(old)
+    assert old.read_bytes() == b"previous recording"  # overwritten only once frames come
