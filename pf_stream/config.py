@@ -11,6 +11,7 @@ it equal to the defaults below.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -254,11 +255,15 @@ def _coerce(value: Any, hint: Any, key: str, where: str = "command line") -> Any
             raise UserError(f"{where}: {key} wants a whole number, got {value!r}") from None
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            return float(str(value))
-        except ValueError:
-            raise UserError(f"{where}: {key} wants a number, got {value!r}") from None
+            number = float(value)
+        else:
+            try:
+                number = float(str(value))
+            except ValueError:
+                raise UserError(f"{where}: {key} wants a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan slips past every range check (nan <= 0 is False)
+            raise UserError(f"{where}: {key} wants a finite number, got {value!r}")
+        return number
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)  # a camera index written as 0 in YAML is the URI "0"

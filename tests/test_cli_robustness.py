@@ -47,3 +47,11 @@ def test_record_probe_leaves_no_file_behind_and_keeps_an_existing_one(tmp_path):
     old.write_bytes(b"previous recording")
     RecordSink(old)
     assert old.read_bytes() == b"previous recording"  # overwritten only once frames come
+
+
+@pytest.mark.parametrize("flag, value", [("--fps", "nan"), ("--duration", "nan"), ("--fps", "inf"),
+                                         ("--max-skew-ms", "nan")])
+def test_non_finite_numbers_are_refused(flag, value):
+    # nan passed every "> 0" check: --duration nan never stopped, --fps nan ran a folder flat out.
+    proc = run_tool("pf_stream.cli.stream", *SYN, flag, value, "--print-config")
+    assert_user_error(proc, "pf-stream", "finite")
