@@ -56,6 +56,7 @@ DENSE_MERGE_PX = 0.5  # work px: dense starts this close after the coarse levels
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
+AGREEMENT = 2.0  # several pairs: accepted answers may lie this many self-check bars apart (see register_pairs)
 
 
 @dataclass
@@ -261,6 +262,61 @@ def register(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None
     if refusal:
         raise RegistrationRefused(refusal)
     return result
+
+
+@dataclass
+class PairsAnswer:
+    result: AutoResult
+    pair: str  # name of the pair whose answer it is
+    disagreeing: list[str]  # accepted pairs whose answers lie elsewhere (outvoted)
+
+
+def register_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], options: AutoOptions | None = None) -> PairsAnswer:
+    """One transform from several (name, ir, vis) pairs of the same rig, or RegistrationRefused.
+
+    Each pair is registered and vouched for on its own.  Accepted answers then vote: two
+    agree when they lie within AGREEMENT self-check bars of each other (mean corner
+    distance, VIS px).  The answer with the most agreeing others wins (ties: the smaller
+    self-check distance), but only when they are a majority of the accepted answers.
+
+    Why: one rig has one transform, so independent scenes give a check no single pair can
+    give itself.  Correct answers each lie within the bar of the truth, hence within twice
+    the bar of each other; auto's rare accepted miss (docs/CALIBRATION.md) is outvoted.
+    Two answers that disagree cannot be told apart, so nothing is written.  Scenes at
+    different distances disagree too (a homography is exact for one plane; across a 5 cm
+    baseline, 10 m against 50 m is about 2 px): calibrate on scenes at the working
+    distance.  Pairs grabbed a second apart from a still scene are nearly the same
+    picture: they agree without proving much; different scenes are the real test.
+    """
+    opts = options or AutoOptions()
+    accepted, refusals = [], []
+    for name, ir, vis in pairs:
+        result, refusal = assess(ir, vis, opts)
+        if refusal:
+            refusals.append(f"{name}: {refusal}" if len(pairs) > 1 else refusal)
+        else:
+            accepted.append((result, name))
+    if not accepted:
+        more = f" (and {len(refusals) - 1} more pairs refused)" if len(refusals) > 1 else ""
+        raise RegistrationRefused(refusals[0] + more)
+    ir_size = (pairs[0][1].shape[1], pairs[0][1].shape[0])
+    vis_h, vis_w = pairs[0][2].shape[:2]
+    to_full = 1.0 / min(1.0, opts.work_size / max(vis_w, vis_h))  # work -> VIS px, as in _prepare
+    bar = AGREEMENT * (opts.max_error if opts.max_error is not None else vouch.MAX_SELF_CHECK * to_full)
+    apart = np.array([[corner_error(a.homography, b.homography, ir_size) for b, _ in accepted] for a, _ in accepted])
+    votes = (apart <= bar).sum(axis=1)
+    win = min(range(len(accepted)), key=lambda i: (-votes[i], accepted[i][0].error_px))
+    if 2 * votes[win] <= len(accepted):
+        i, j = np.unravel_index(int(np.argmax(apart)), apart.shape)
+        raise RegistrationRefused(
+            f"refused: pairs {accepted[i][1]} and {accepted[j][1]} were each accepted but their answers are "
+            f"{apart[i, j]:.1f} px apart (> {bar:.1f}) and no majority agrees: one is wrong, or the scenes lie at "
+            "different distances (a homography fits one); calibrate on scenes at your working distance, or use --method target"
+        )
+    best, name = accepted[win]
+    agree = apart[win] <= bar
+    best.checks.update(pairs_tried=len(pairs), pairs_accepted=len(accepted), pairs_agreeing=int(votes[win]), agreement_px=round(float(apart[win][agree].max()), 3))
+    return PairsAnswer(best, name, [n for (_, n), ok in zip(accepted, agree) if not ok])
 
 
 def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> tuple[AutoResult, str | None]:

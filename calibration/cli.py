@@ -8,7 +8,8 @@ Examples::
     pf-calibrate --method points clicks.csv --ir-size 640x512 --vis-size 1920x1080 -o rig.yaml
 
 --ir/--vis take a picture, a folder of pictures (paired by file name), or any pf-stream
-source (camera, RTSP, video file), from which --pairs pairs are grabbed.
+source (camera, RTSP, video file), from which --pairs pairs are grabbed.  With several
+pairs, auto writes the answer a majority of the accepted pairs agree on.
 Exit codes: 0 written; 2 bad input, nothing found, or auto refused (one line on stderr).
 """
 
@@ -110,21 +111,16 @@ def _run_target(args) -> tuple[Calibration, Pair | None]:
 
 
 def _run_auto(args) -> tuple[Calibration, Pair | None]:
-    from pf_stream.calibration.auto import AutoOptions, RegistrationRefused, register
+    from pf_stream.calibration.auto import AutoOptions, register_pairs
 
     pairs = load_pairs(args.ir, args.vis, args.pairs or 1, args.interval)
     ir_size, vis_size = _sizes(pairs)
-    opts = AutoOptions(model=args.model, max_error=args.max_error)
-    accepted, refusals = [], []
-    for pair in pairs:  # several pairs: keep the one with the smallest estimated error
-        try:
-            accepted.append((register(pair[1], pair[2], opts), pair))
-        except RegistrationRefused as exc:
-            refusals.append(f"{pair[0]}: {exc}" if len(pairs) > 1 else str(exc))
-    if not accepted:
-        raise RegistrationRefused(refusals[0] + (f" (and {len(refusals) - 1} more pairs refused)" if len(refusals) > 1 else ""))
-    res, pair = min(accepted, key=lambda a: a[0].error_px)
-    details = {"pair": pair[0], **res.checks}
+    answer = register_pairs(pairs, AutoOptions(model=args.model, max_error=args.max_error))
+    if answer.disagreeing:
+        print(f"pf-calibrate: warning: outvoted: {', '.join(answer.disagreeing)} (accepted alone, but far from the majority's answer)", file=sys.stderr)
+    res = answer.result
+    details = {"pair": answer.pair, **res.checks}
+    pair = next(p for p in pairs if p[0] == answer.pair)
     return Calibration(res.homography, ir_size, vis_size, method="auto", error_px=res.error_px, score=res.score, model=args.model, details=details), pair
 
 

@@ -167,3 +167,55 @@ def test_cli_auto_grabs_pairs_from_real_video_sources(shared_data, tmp_path):
     assert cal.ir_size == cal.vis_size == (640, 480) and cal.details["pair"].startswith("live pair")
     # The pair is registered by its authors: the answer must stay close to the identity.
     assert corner_error(cal.homography, np.eye(3), cal.ir_size) < 4.0
+
+
+def test_auto_on_a_folder_of_scenes_outvotes_the_pair_that_disagrees(shared_data, tmp_path):
+    """Three frames of one registered M3SVD clip (the same rig): two IR frames carry one known
+    warp, the third another.  Each pair is accepted on its own; the vote writes the majority's
+    answer (the first warp undone) and names the outvoted pair."""
+    from pf_stream.calibration.geometry import random_homography
+
+    clip = shared_data / "sequences" / "m3svd_clips" / "0111_1753"
+    (tmp_path / "ir").mkdir(), (tmp_path / "vi").mkdir()
+    size = (640, 480)
+    warp = random_homography(size, np.random.default_rng(5))
+    other = random_homography(size, np.random.default_rng(6))
+    assert corner_error(warp, other, size) > 6.0  # the odd one out is clearly elsewhere
+    for name, w in (("0000", warp), ("0010", warp), ("0019", other)):
+        ir = cv2.imread(str(clip / "ir" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        assert ir.shape[::-1] == size
+        cv2.imwrite(str(tmp_path / "ir" / f"{name}.png"), cv2.warpPerspective(ir, w, size))
+        cv2.imwrite(str(tmp_path / "vi" / f"{name}.png"), cv2.imread(str(clip / "vi" / f"{name}.png")))
+    out = tmp_path / "rig.yaml"
+    run = _cli("--method", "auto", "--ir", tmp_path / "ir", "--vis", tmp_path / "vi", "-o", out)
+    assert run.returncode == 0, run.stderr
+    assert "outvoted: 0019" in run.stderr, run.stderr
+    cal = load_calibration(out)
+    assert cal.details["pair"] in ("0000", "0010")
+    assert (cal.details["pairs_tried"], cal.details["pairs_accepted"], cal.details["pairs_agreeing"]) == (3, 3, 2)
+    # The clip is registered by its authors (auto lands 0.6-1.1 px from the identity on it).
+    assert corner_error(cal.homography, np.linalg.inv(warp), size) < 2.0
+
+
+def test_auto_pairs_that_disagree_without_a_majority_are_refused(monkeypatch):
+    """Two accepted answers far apart cannot be told apart: nothing is written."""
+    from pf_stream.calibration import auto
+
+    answers = {"a": np.eye(3), "b": np.array([[1.0, 0, 5.0], [0, 1, 0], [0, 0, 1]]), "c": np.array([[1.0, 0, 0.4], [0, 1, 0], [0, 0, 1]])}
+
+    def fake_assess(ir, vis, opts):
+        name = str(ir[0, 0])
+        return auto.AutoResult(answers[name], 0.3, 0.5 if name == "b" else 0.7, {}), None
+
+    monkeypatch.setattr(auto, "assess", fake_assess)
+    blank = np.zeros((480, 640), np.uint8)
+
+    def pair(name):
+        ir = np.empty((480, 640), object)
+        ir[0, 0] = name
+        return (name, ir, blank)
+
+    with pytest.raises(auto.RegistrationRefused, match="pairs .* were each accepted but their answers are 5.0 px apart"):
+        auto.register_pairs([pair("a"), pair("b")])
+    got = auto.register_pairs([pair("a"), pair("b"), pair("c")])  # a and c agree (0.4 px): b, the lowest error, is outvoted
+    assert got.pair == "a" and got.disagreeing == ["b"] and got.result.checks["agreement_px"] == pytest.approx(0.4)
