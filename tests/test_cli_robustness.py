@@ -55,3 +55,13 @@ def test_non_finite_numbers_are_refused(flag, value):
     # nan passed every "> 0" check: --duration nan never stopped, --fps nan ran a folder flat out.
     proc = run_tool("pf_stream.cli.stream", *SYN, flag, value, "--print-config")
     assert_user_error(proc, "pf-stream", "finite")
+
+
+def test_eval_sequence_of_non_videos_is_one_line(tmp_path):
+    # A text file named ir.mp4 used to add FFmpeg's own "moov atom not found" lines to the error.
+    seq = tmp_path / "seqs" / "s1"
+    seq.mkdir(parents=True)
+    for name in ("ir.mp4", "vi.mp4"):
+        (seq / name).write_text("not a video\n")
+    proc = run_tool("pf_stream.cli.eval", "--sequence", str(tmp_path / "seqs"), "--method", "max")
+    assert_user_error(proc, "pf-eval", "cannot open video", "ir.mp4")

@@ -19,6 +19,7 @@ m3svd_videos).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,6 +72,9 @@ def find_sequences(root: Path) -> list[Path]:
 
 
 def _video_frames(folder: Path, max_frames: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    # OpenCV's FFmpeg prints its own errors ("moov atom not found") on stderr; the UserError
+    # below already says what is wrong, in one line.  Read at the first capture, so set it here.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     captures = [cv2.VideoCapture(str(folder / name)) for name in VIDEO_NAMES]
     try:
         for cap, name in zip(captures, VIDEO_NAMES):
