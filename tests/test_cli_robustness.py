@@ -6,10 +6,14 @@ no traceback; what was asked for (a recording, a report) must not silently go mi
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,3 +69,33 @@ def test_eval_sequence_of_non_videos_is_one_line(tmp_path):
         (seq / name).write_text("not a video\n")
     proc = run_tool("pf_stream.cli.eval", "--sequence", str(tmp_path / "seqs"), "--method", "max")
     assert_user_error(proc, "pf-eval", "cannot open video", "ir.mp4")
+
+
+def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
+    # Ctrl-C used to lose the whole --json report of a long run.
+    rng = np.random.default_rng(0)
+    for side in ("ir", "vi"):
+        (tmp_path / "data" / side).mkdir(parents=True)
+    total = 300
+    for i in range(total):
+        for side in ("ir", "vi"):
+            cv2.imwrite(str(tmp_path / "data" / side / f"p{i:03d}.png"), rng.integers(0, 256, (64, 80), np.uint8))
+    out = tmp_path / "eval.json"
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "pf_stream.cli.eval", "--data", str(tmp_path / "data"),
+                             "--method", "max", "--json", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    rows = 0
+    for line in proc.stdout:  # wait for real progress (header + 3 rows), then press Ctrl-C
+        rows += line.startswith("p")
+        if rows == 3:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "pf-eval: interrupted"
+    assert "(interrupted)" in rest and f"partial report written to {out}" in rest
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True
+    assert 3 <= report["count"] == len(report["images"]) < total
+    ssim = [row["SSIM"] for row in report["images"]]
+    assert report["mean"]["SSIM"] == pytest.approx(sum(ssim) / len(ssim))

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from pf_stream.errors import UserError, cli_entry
+from pf_stream.errors import EXIT_INTERRUPTED, UserError, cli_entry
 
 PROG = "pf-eval"
 
@@ -83,8 +83,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UserError(f"cannot write --json {args.json}: folder {parent} is not writable")
 
 
-def _run_images(args: argparse.Namespace, fuser) -> dict:
-    from pf_stream.quality.evaluate import TablePrinter, evaluate
+def _run_images(args: argparse.Namespace, fuser) -> tuple[dict, bool]:
+    from pf_stream.quality.evaluate import EvalReport, TablePrinter, evaluate
     from pf_stream.quality.pairs import discover_pairs
 
     list_file = Path(args.list) if args.list else None
@@ -92,23 +92,30 @@ def _run_images(args: argparse.Namespace, fuser) -> dict:
     source = args.data + (f" (list {args.list})" if args.list else "")
     table = TablePrinter([p.name for p in pairs])
     table.header()
-    report = evaluate(
-        pairs,
-        fuser,
-        source=source,
-        save_dir=Path(args.save_dir) if args.save_dir else None,
-        save_colour=args.save_colour,
-        on_row=lambda r: table.row(r.name, r.scores.as_dict()),
-    )
+    report = EvalReport(fuser=fuser, source=source)
+    interrupted = False
+    try:
+        evaluate(
+            pairs,
+            fuser,
+            source=source,
+            save_dir=Path(args.save_dir) if args.save_dir else None,
+            save_colour=args.save_colour,
+            on_row=lambda r: table.row(r.name, r.scores.as_dict()),
+            report=report,
+        )
+    except KeyboardInterrupt:  # Ctrl-C: keep the rows scored so far (means and --json over them)
+        interrupted = True
     table.rule()
     table.row("mean", report.means())
-    print(f"{len(report.images)} pairs from {source}, {fuser.label}, {report.seconds:.1f} s")
+    done = f"{len(report.images)} of {len(pairs)} pairs (interrupted)" if interrupted else f"{len(report.images)} pairs"
+    print(f"{done} from {source}, {fuser.label}, {report.seconds:.1f} s")
     if args.save_dir:
         print(f"fused images written to {args.save_dir}")
-    return report.to_json()
+    return report.to_json(), interrupted
 
 
-def _run_sequences(args: argparse.Namespace, fuser) -> dict:
+def _run_sequences(args: argparse.Namespace, fuser) -> tuple[dict, bool]:
     from pf_stream.quality.evaluate import PROTOCOL
     from pf_stream.quality.flicker import find_sequences, measure_flicker, sequence_frames
 
@@ -116,17 +123,22 @@ def _run_sequences(args: argparse.Namespace, fuser) -> dict:
     width = max(len("sequence"), *(len(s.name) for s in sequences))
     print(f"{'sequence':<{width}}{'frames':>8}{'fused':>8}{'IR':>8}{'VIS':>8}{'inputs':>8}{'ratio':>8}")
     results = []
-    for seq in sequences:
-        r = measure_flicker(seq.name, sequence_frames(seq, args.max_frames), fuser)
-        results.append(r)
-        print(
-            f"{r.name:<{width}}{r.frames:>8}{r.fused_change:>8.2f}{r.ir_change:>8.2f}{r.vis_change:>8.2f}"
-            f"{r.input_change:>8.2f}{r.ratio:>8.3f}",
-            flush=True,
-        )
+    interrupted = False
+    try:
+        for seq in sequences:
+            r = measure_flicker(seq.name, sequence_frames(seq, args.max_frames), fuser)
+            results.append(r)
+            print(
+                f"{r.name:<{width}}{r.frames:>8}{r.fused_change:>8.2f}{r.ir_change:>8.2f}{r.vis_change:>8.2f}"
+                f"{r.input_change:>8.2f}{r.ratio:>8.3f}",
+                flush=True,
+            )
+    except KeyboardInterrupt:  # Ctrl-C: keep the sequences measured so far
+        interrupted = True
     ratios = [r.ratio for r in results if math.isfinite(r.ratio)]
     mean_ratio = sum(ratios) / len(ratios) if ratios else float("nan")
-    print(f"mean flicker ratio {mean_ratio:.3f} over {len(results)} sequence(s), {fuser.label}")
+    done = f"{len(results)} of {len(sequences)} sequence(s) (interrupted)" if interrupted else f"{len(results)} sequence(s)"
+    print(f"mean flicker ratio {mean_ratio:.3f} over {done}, {fuser.label}")
     print("(mean |frame-to-frame change| in gray levels; ratio = fused / per-pixel max of the IR and VIS changes)")
     return {
         "tool": PROG,
@@ -137,7 +149,7 @@ def _run_sequences(args: argparse.Namespace, fuser) -> dict:
         "gray": PROTOCOL.split(";")[0],
         "mean_ratio": mean_ratio,
         "sequences": [r.as_dict() for r in results],
-    }
+    }, interrupted
 
 
 @cli_entry(PROG)
@@ -151,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
 
     fuser = make_fuser(method=args.method, model=args.model, weights=args.weights, device=args.device)
     try:
-        payload = _run_sequences(args, fuser) if args.sequence else _run_images(args, fuser)
+        payload, interrupted = _run_sequences(args, fuser) if args.sequence else _run_images(args, fuser)
     finally:
         fuser.close()
+    payload["interrupted"] = interrupted  # a partial report says so; its means cover the rows it holds
     if args.json:
         write_json(Path(args.json), payload)
-        print(f"report written to {args.json}")
+        print(f"{'partial report' if interrupted else 'report'} written to {args.json}")
+    if interrupted:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

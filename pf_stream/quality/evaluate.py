@@ -109,15 +109,20 @@ def evaluate(
     save_dir: Path | None = None,
     save_colour: bool = False,
     on_row: Callable[[ImageResult], None] | None = None,
+    report: EvalReport | None = None,
 ) -> EvalReport:
-    """Fuse and score every pair in order; ``on_row`` sees each result as soon as it exists."""
+    """Fuse and score every pair in order; ``on_row`` sees each result as soon as it exists.
+
+    Rows go into ``report`` (a new one if not given) as they are scored, so a caller that
+    passes its own keeps the rows done so far when Ctrl-C interrupts the loop.
+    """
     if save_dir is not None:
         save_dir = Path(save_dir)
         try:
             save_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create --save-dir {save_dir}: {exc.strerror or exc}") from None
-    report = EvalReport(fuser=fuser, source=source)
+    report = report if report is not None else EvalReport(fuser=fuser, source=source)
     start = time.perf_counter()
     for pair in pairs:
         loaded: LoadedPair = load_pair(pair)
@@ -129,9 +134,9 @@ def evaluate(
         h, w = fused8.shape
         row = ImageResult(pair.name, w, h, score_all(fused8, loaded.ir, loaded.vis), fuse_ms)
         report.images.append(row)
+        report.seconds = time.perf_counter() - start
         if on_row is not None:
             on_row(row)
-    report.seconds = time.perf_counter() - start
     return report
 
 
