@@ -159,3 +159,37 @@ def test_onnxruntime_cuda_provider_matches_torch():
     assert errors(b.fuse(ir, vis), want)[0] <= 1e-3
     t = b.fuse_tensor(torch.from_numpy(ir)[None, None].cuda(), torch.from_numpy(vis)[None, None].cuda())
     assert errors(t[0, 0].cpu().numpy(), want)[0] <= 1e-3
+
+
+def test_pf_train_runs_full_then_distils_lite_on_cuda(tmp_path):
+    """pf-train on the GPU: `full` through both stages with the tiny CLIP prompt stage, then `lite`
+    distilled from it; the weights load and fuse on the CPU."""
+    from pathlib import Path
+
+    from pf_stream.model.registry import load_model
+    from pf_stream.train import cli
+    from tests.train_helpers import make_pairs, tiny_clip
+
+    repo = Path(__file__).resolve().parents[1]
+    data = make_pairs(tmp_path / "set", ["a", "b", "c"])
+    clip_cfg, clip_weights = tiny_clip(tmp_path)
+
+    def train(*args):
+        try:
+            cli.main(["--no-progress", "--device", "cuda", "--data", str(data), *map(str, args)])
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    full = tmp_path / "full"
+    assert train("--config", repo / "configs/train/tiny_full.yaml", "--out", full,
+                 "--clip-weights", clip_weights, "--clip-model", clip_cfg) == 0
+    header, *rows = (full / "log_stage2.csv").read_text().splitlines()
+    assert {"prompt", "upper", "alpha"} <= set(header.split(",")) and rows
+    lite = tmp_path / "lite"
+    assert train("--config", repo / "configs/train/tiny.yaml", "--out", lite, "--steps", 2, "--teacher", full / "full.safetensors") == 0
+    for name, run in (("full", full), ("lite", lite)):
+        model, info = load_model(name, run / f"{name}.safetensors")
+        assert info.trained
+        out = model(torch.rand(1, 1, 40, 52), torch.rand(1, 1, 40, 52))
+        assert out.shape == (1, 1, 40, 52) and torch.isfinite(out).all()
