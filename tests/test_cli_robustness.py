@@ -99,3 +99,14 @@ def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
     assert 3 <= report["count"] == len(report["images"]) < total
     ssim = [row["SSIM"] for row in report["images"]]
     assert report["mean"]["SSIM"] == pytest.approx(sum(ssim) / len(ssim))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--bogus"], ["unrecognized arguments: --bogus"]),
+    (["--iters", "abc"], ["--iters", "invalid int value"]),
+    (["--rtsp", "--bogus"], ["--rtsp", "unrecognized arguments: --bogus"]),
+    (["--rtsp", "--viewers", "x"], ["--viewers", "invalid int value"]),
+])
+def test_bench_bad_command_line_is_one_line(argv, words):
+    # argparse used to print its usage block (6 lines) before the error.
+    assert_user_error(run_tool("pf_stream.cli.bench", *argv), "pf-bench", *words)

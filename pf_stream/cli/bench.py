@@ -36,8 +36,15 @@ from pf_stream.model.registry import MODELS
 from pf_stream.bench import machine_description
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one UserError line (exit 2), not usage + error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
+    p = _Parser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
     p.add_argument("--pipeline", action="store_true", help="benchmark the whole pipeline instead (see --pipeline --help)")
     p.add_argument("--model", default="lite", help="lite | full | classic")
     p.add_argument("--weights", help="weights file (default: shipped weights)")
