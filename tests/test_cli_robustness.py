@@ -110,3 +110,15 @@ def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
 def test_bench_bad_command_line_is_one_line(argv, words):
     # argparse used to print its usage block (6 lines) before the error.
     assert_user_error(run_tool("pf_stream.cli.bench", *argv), "pf-bench", *words)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc as a place no one can write a file")
+@pytest.mark.parametrize("mode", [[], ["--pipeline", "--duration", "1"]])
+def test_bench_json_that_cannot_be_written_fails_before_measuring(tmp_path, mode):
+    # Used to measure first, then end in a traceback (FileNotFoundError / IsADirectoryError), the result lost.
+    base = [*mode, "--model", "classic", "--size", "64x48"]
+    proc = run_tool("pf_stream.cli.bench", *base, "--json", "/proc/pf-bench-qa.json")
+    assert_user_error(proc, "pf-bench", "cannot write --json")
+    assert proc.stdout == ""  # refused before any measurement
+    proc = run_tool("pf_stream.cli.bench", *base, "--json", str(tmp_path))
+    assert_user_error(proc, "pf-bench", "is a folder")

@@ -20,14 +20,13 @@ import json
 import logging
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
 from pf_stream.config import RunConfig, validate
 from pf_stream.errors import UserError, parse_size
 from pf_stream.stats import rss_mb
-from pf_stream.bench import machine_description
+from pf_stream.bench import check_json_target, machine_description, write_json_result
 
 log = logging.getLogger("pf_stream.bench")
 
@@ -64,6 +63,7 @@ def run_pipeline_bench(args: list[str] | argparse.Namespace | None = None) -> di
     size = parse_size(args.size)
     if args.duration <= 0 or args.fps <= 0:
         raise UserError("--duration and --fps must be > 0")
+    check_json_target(getattr(args, "json", None))
 
     cfg = RunConfig()
     query = f"?size={size[0]}x{size[1]}&fps={args.fps:g}&seed=1"
@@ -121,8 +121,7 @@ def run_pipeline_bench(args: list[str] | argparse.Namespace | None = None) -> di
         "rss_mb": sampler.summary(),
     }
     if getattr(args, "json", None):
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json_result(args.json, json.dumps(result, indent=2))
     return result
 
 

@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from pathlib import Path
 
 from pf_stream.backends.base import BACKENDS, DEVICES, PRECISIONS
 from pf_stream.errors import UserError, check_choice, cli_entry, parse_size
 from pf_stream.model.registry import MODELS
-from pf_stream.bench import machine_description
+from pf_stream.bench import check_json_target, machine_description, write_json_result
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,14 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opencv-baseline", action="store_true", help="also time a plain OpenCV Laplacian-pyramid fusion")
     p.add_argument("--json", help="write the result here as JSON")
     return p
-
-
-def _check_json_path(path: str | None) -> None:
-    if path is None:
-        return
-    parent = Path(path).resolve().parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write --json {path}: folder {parent} does not exist or is not writable")
 
 
 def run_model_bench(args: argparse.Namespace) -> dict:
@@ -111,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         json_path = None
     else:
         args = build_parser().parse_args(argv)
-        _check_json_path(args.json)
+        check_json_target(args.json, make_folder=False)
         result = run_model_bench(args)
         json_path = args.json
     text = json.dumps(result, indent=2)
     print(text)
     if json_path:
-        Path(json_path).write_text(text + "\n")
+        write_json_result(json_path, text)
     return 0
 
 
