@@ -106,6 +106,9 @@ def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
     (["--iters", "abc"], ["--iters", "invalid int value"]),
     (["--rtsp", "--bogus"], ["--rtsp", "unrecognized arguments: --bogus"]),
     (["--rtsp", "--viewers", "x"], ["--viewers", "invalid int value"]),
+    (["--threads", "0"], ["--threads must be >= 1"]),  # was accepted, and -3 too
+    (["--rtsp", "--viewers", "0"], ["--viewers must be >= 1"]),  # measured nothing for 10 s, exit 0
+    (["--rtsp", "--seconds", "-1"], ["--seconds"]),
 ])
 def test_bench_bad_command_line_is_one_line(argv, words):
     # argparse used to print its usage block (6 lines) before the error.

@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bitrate", type=int, default=4000, help="kbit/s")
     args = ap.parse_args(argv)
     width, height = parse_size(args.size)
+    if args.viewers < 1 or not args.seconds > 0 or not args.fps > 0 or args.bitrate < 1:
+        raise UserError("--rtsp: --viewers must be >= 1, and --seconds, --fps and --bitrate > 0")
     result = run(width, height, args.fps, args.viewers, args.seconds, args.encoder, args.bitrate)
     json.dump(result, sys.stdout)
     print()

@@ -70,6 +70,8 @@ def run_model_bench(args: argparse.Namespace) -> dict:
     size = parse_size(args.size)
     if args.iters < 1 or args.warmup < 0:
         raise UserError("--iters must be >= 1 and --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be >= 1 (leave it out for the backend's default)")
     if args.backend == "all":
         from pf_stream.bench.model_bench import bench_all, format_table
 
