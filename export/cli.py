@@ -30,8 +30,15 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 FP32_TOLERANCE = 1e-4
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one UserError line (exit 2), not usage + error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see pf-export --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pf-export", description="Export a fusion model to ONNX (or TensorRT on the target).")
+    p = _Parser(prog="pf-export", description="Export a fusion model to ONNX (or TensorRT on the target).")
     p.add_argument("--model", default="lite", help="lite | full | classic (default lite)")
     p.add_argument("--weights", help="safetensors weights (default: the weights shipped for --model)")
     p.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled .pth weights file")
@@ -51,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, flag: str = "--out") -> None:
+    if path.is_dir():  # else the export runs, then ends in IsADirectoryError
+        raise UserError(f"{flag} {path} is a folder: give a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise UserError(f"cannot write {path}: {parent} is not a folder")
@@ -61,7 +70,7 @@ def _check_writable(path: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}; choose another --out") from None
+        raise UserError(f"cannot write {path}: {exc.strerror}; choose another {flag}") from None
 
 
 def export_onnx_report(args: argparse.Namespace) -> dict:
@@ -250,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.out) if Path(args.out).is_dir() or args.out.endswith("/") else Path(args.out).parent
         _check_writable(folder / "probe")
         if args.json:
-            _check_writable(Path(args.json))
+            _check_writable(Path(args.json), "--json")
         if args.format == "engine":
             report = export_engine_report(args, shapes, calib)
         else:
@@ -261,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _check_writable(Path(args.out))
     if args.json:
-        _check_writable(Path(args.json))
+        _check_writable(Path(args.json), "--json")
     if args.precision != "fp32":
         raise UserError("ONNX files are exported in fp32 (engines choose fp16/int8 when built); drop --precision")
     report = export_onnx_report(args)

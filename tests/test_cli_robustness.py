@@ -125,3 +125,17 @@ def test_bench_json_that_cannot_be_written_fails_before_measuring(tmp_path, mode
     assert proc.stdout == ""  # refused before any measurement
     proc = run_tool("pf_stream.cli.bench", *base, "--json", str(tmp_path))
     assert_user_error(proc, "pf-bench", "is a folder")
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], ["required", "--out"]),  # argparse printed its usage block first
+    (["--out", "x.onnx", "--bogus"], ["unrecognized arguments: --bogus"]),
+    (["--out", "{tmp}"], ["--out", "is a folder"]),  # exported, then IsADirectoryError (and a stray {tmp}.tmp)
+    (["--out", "{tmp}/x.onnx", "--json", "{tmp}"], ["--json", "is a folder"]),  # traceback after the export
+    (["--out", "{tmp}/x.onnx", "--json", "/proc/pf-export-qa.json"], ["choose another --json"]),
+])
+def test_export_bad_outputs_are_one_line_before_exporting(tmp_path, argv, words):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    proc = run_tool("pf_stream.export.cli", "--model", "classic", "--size", "64x48", *argv)
+    assert_user_error(proc, "pf-export", *words)
+    assert not any(tmp_path.iterdir()) and not Path(f"{tmp_path}.tmp").exists()  # nothing exported
