@@ -139,3 +139,12 @@ def test_export_bad_outputs_are_one_line_before_exporting(tmp_path, argv, words)
     proc = run_tool("pf_stream.export.cli", "--model", "classic", "--size", "64x48", *argv)
     assert_user_error(proc, "pf-export", *words)
     assert not any(tmp_path.iterdir()) and not Path(f"{tmp_path}.tmp").exists()  # nothing exported
+
+
+@pytest.mark.parametrize("setting, wants", [("stage2.lr=abc", "a number"), ("stage2.lr=.nan", "a finite number"),
+                                            ("stage2.steps=2.5", "a whole number"), ("data.folders=x", "a list")])
+def test_train_set_with_a_wrong_type_is_one_line(tmp_path, setting, wants):
+    # --set stage2.lr=abc reached the range check as a string: TypeError traceback.
+    proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "run"),
+                    "--set", setting)
+    assert_user_error(proc, "pf-train", setting.split("=")[0], wants)

@@ -8,6 +8,7 @@ the current directory (run pf-train from the repository root, as the configs ass
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,39 @@ def _build(cls, values: Any, where: str):
             raise UserError(f"unknown config key {where + key!r}{did_you_mean(key, fields)}")
         ftype = fields[key].type
         sub = _SECTIONS.get(ftype) if isinstance(ftype, str) else None
-        kwargs[key] = _build(sub, value, f"{where}{key}.") if sub else value
+        kwargs[key] = _build(sub, value, f"{where}{key}.") if sub else _check_value(value, ftype, where + key)
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise UserError(f"bad config section {where or 'top level'}: {exc}") from None
+
+
+_SCALARS = {"int": (int, "a whole number"), "float": (float, "a number"), "bool": (bool, "true or false"),
+            "str": (str, "a text value"), "list[str]": (list, "a list, e.g. [a, b]"), "dict": (dict, "a mapping")}
+
+
+def _check_value(value: Any, ftype: Any, key: str) -> Any:
+    """One value against its annotation (a string here: postponed annotations); one line if wrong.
+
+    Without this, ``--set stage2.lr=abc`` reached the range checks as a string and ended
+    in a TypeError traceback.
+    """
+    name = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")
+    if name.endswith(" | None"):
+        if value is None:
+            return None
+        name = name[: -len(" | None")]
+    if name not in _SCALARS:
+        return value
+    kind, wants = _SCALARS[name]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # lr: 1 is fine
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if ok and kind is float and not math.isfinite(value):
+        ok, wants = False, "a finite number"
+    if not ok:
+        raise UserError(f"config key {key!r} wants {wants}, got {value!r}")
+    return value
 
 
 _SECTIONS = {
