@@ -148,3 +148,10 @@ def test_train_set_with_a_wrong_type_is_one_line(tmp_path, setting, wants):
     proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "run"),
                     "--set", setting)
     assert_user_error(proc, "pf-train", setting.split("=")[0], wants)
+
+
+@pytest.mark.parametrize("argv, words", [([], ["required", "--out"]), (["--out", "x", "--stepz", "3"], ["--stepz"]),
+                                         (["--out", "x", "--steps", "many"], ["--steps", "invalid int"])])
+def test_train_bad_command_line_is_one_line(argv, words):
+    # argparse printed its usage block (6 lines) before the error.
+    assert_user_error(run_tool("pf_stream.train.cli", *argv), "pf-train", *words)
