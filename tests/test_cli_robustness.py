@@ -155,3 +155,23 @@ def test_train_set_with_a_wrong_type_is_one_line(tmp_path, setting, wants):
 def test_train_bad_command_line_is_one_line(argv, words):
     # argparse printed its usage block (6 lines) before the error.
     assert_user_error(run_tool("pf_stream.train.cli", *argv), "pf-train", *words)
+
+
+@pytest.mark.parametrize("device, words", [("tpu", ["unknown --device 'tpu'"]), ("cuda:x", ["unknown --device"])])
+def test_train_unknown_device_is_one_line(tmp_path, device, words):
+    # 'tpu' trained on the CPU without a word.
+    proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "r"),
+                    "--device", device)
+    assert_user_error(proc, "pf-train", *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_cuda_without_a_gpu_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the CPU-only error cannot happen here")
+    # A CPU-only torch ended in AttributeError: module 'torch._C' has no attribute '_cuda_setDevice'.
+    proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "r"),
+                    "--device", "cuda")
+    assert_user_error(proc, "pf-train", "--device cuda needs an NVIDIA GPU")

@@ -50,6 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_device(device: str) -> None:
+    """--device in one line, before the data loads: 'tpu' used to train on the CPU without a
+    word, and 'cuda' on a CPU-only torch ended in an AttributeError traceback."""
+    import re
+
+    if device in ("auto", "cpu"):
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise UserError(f"unknown --device {device!r}: use auto, cpu, cuda or cuda:N")
+    import torch
+
+    from pf_stream.backends.base import require_cuda
+
+    require_cuda()
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+
+
 @cli_entry("pf-train")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -63,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from pf_stream.train.config import load_config
     from pf_stream.train.loop import RunOptions, Trainer
 
+    _check_device(args.device)
     out = Path(args.out)
     overrides = list(args.set)
     if args.model:
