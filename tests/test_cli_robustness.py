@@ -175,3 +175,16 @@ def test_train_cuda_without_a_gpu_is_one_line(tmp_path):
     proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "r"),
                     "--device", "cuda")
     assert_user_error(proc, "pf-train", "--device cuda needs an NVIDIA GPU")
+
+
+def test_train_does_not_start_over_an_existing_run_without_being_told(tmp_path):
+    # Repeating the command after Ctrl-C without --resume trained from scratch over the checkpoint.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.safetensors").write_bytes(b"hours of training")
+    base = ["--config", "configs/train/tiny.yaml", "--out", str(run)]
+    assert_user_error(run_tool("pf_stream.train.cli", *base), "pf-train", "--resume", "--overwrite")
+    assert_user_error(run_tool("pf_stream.train.cli", *base, "--resume", "--overwrite"), "pf-train", "choose one")
+    assert (run / "checkpoint.safetensors").read_bytes() == b"hours of training"
+    # --overwrite gets past the guard (and on to the next check: no training folders here)
+    assert_user_error(run_tool("pf_stream.train.cli", *base, "--overwrite"), "pf-train", "no training folders")
