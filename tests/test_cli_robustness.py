@@ -188,3 +188,12 @@ def test_train_does_not_start_over_an_existing_run_without_being_told(tmp_path):
     assert (run / "checkpoint.safetensors").read_bytes() == b"hours of training"
     # --overwrite gets past the guard (and on to the next check: no training folders here)
     assert_user_error(run_tool("pf_stream.train.cli", *base, "--overwrite"), "pf-train", "no training folders")
+
+
+@pytest.mark.parametrize("target, words", [("{tmp}", ["is a folder"]), ("/proc/pf-stream-qa.json", ["cannot write"])])
+def test_stream_stats_json_that_cannot_be_written_fails_before_the_run(tmp_path, target, words):
+    # The run went ahead and only logged "cannot write --stats-json" at its end, exit 0.
+    if target.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc as a place no one can write a file")
+    proc = run_tool("pf_stream.cli.stream", *SYN, "--stats-json", target.replace("{tmp}", str(tmp_path)))
+    assert_user_error(proc, "pf-stream", "--stats-json", *words)

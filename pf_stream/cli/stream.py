@@ -148,6 +148,24 @@ def _write_json(path: str, data: dict) -> None:
         log.error("cannot write --stats-json %s: %s", path, exc.strerror)
 
 
+def _check_json_target(path: str | None) -> None:
+    """--stats-json that cannot be written fails now, not after the run (it was logged at the end)."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--stats-json {path} is a folder: give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
+        with open(target, "a"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write --stats-json {path}: {exc.strerror}; choose another file") from None
+
+
 def _summary(report: dict) -> str:
     lat = report.get("latency_ms") or {}
     return (f"{report['frames']} frames in {report['elapsed_s']:.1f} s ({report['fps']:.1f} fps)"
@@ -163,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(to_yaml(cfg))
         return 0
+    _check_json_target(cfg.stats.json)
     root, held = _setup_logging(args.verbose, args.quiet)
 
     from pf_stream.pipeline import Pipeline
