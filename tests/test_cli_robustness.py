@@ -197,3 +197,19 @@ def test_stream_stats_json_that_cannot_be_written_fails_before_the_run(tmp_path,
         pytest.skip("needs Linux /proc as a place no one can write a file")
     proc = run_tool("pf_stream.cli.stream", *SYN, "--stats-json", target.replace("{tmp}", str(tmp_path)))
     assert_user_error(proc, "pf-stream", "--stats-json", *words)
+
+
+def test_pickle_weights_error_names_a_tool_that_takes_trust_pickle(tmp_path):
+    # pf-stream said "pass --trust-pickle", an option only pf-export has.
+    import torch
+
+    from pf_stream.model.registry import build_model
+
+    pth = tmp_path / "lite.pth"
+    torch.save(build_model("lite").state_dict(), pth)
+    line = assert_user_error(run_tool("pf_stream.cli.stream", *SYN, "--model", "lite", "--weights", str(pth)), "pf-stream", "pickle")
+    assert "pf-export --trust-pickle" in line
+    out = tmp_path / "lite.onnx"
+    proc = run_tool("pf_stream.export.cli", "--model", "lite", "--trust-pickle", "--weights", str(pth), "--size", "64x48",
+                    "--out", str(out))
+    assert proc.returncode == 0 and out.is_file(), proc.stderr  # the way out the message names works

@@ -71,8 +71,8 @@ def load_state(path: str | Path, trust_pickle: bool = False) -> tuple[dict[str, 
     if path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
         if not trust_pickle:
             raise UserError(
-                f"{path} is a pickle file, which can run arbitrary code when loaded; convert it to .safetensors "
-                "or pass --trust-pickle if you trust its source"
+                f"{path} is a pickle file, which can run arbitrary code when loaded; convert it to .safetensors, "
+                f"or, if you trust its source, turn it into ONNX with pf-export --trust-pickle --weights {path}"
             )
         state = torch.load(str(path), map_location="cpu", weights_only=False)
         if isinstance(state, dict) and "state_dict" in state:
