@@ -213,3 +213,15 @@ def test_pickle_weights_error_names_a_tool_that_takes_trust_pickle(tmp_path):
     proc = run_tool("pf_stream.export.cli", "--model", "lite", "--trust-pickle", "--weights", str(pth), "--size", "64x48",
                     "--out", str(out))
     assert proc.returncode == 0 and out.is_file(), proc.stderr  # the way out the message names works
+
+
+def test_stream_with_a_fixed_size_onnx_of_another_size_is_one_line(tmp_path):
+    # ONNX Runtime's INVALID_ARGUMENT for the frame size ended the run in a 29-line traceback.
+    onnx = tmp_path / "classic-32x24.onnx"
+    proc = run_tool("pf_stream.export.cli", "--model", "classic", "--size", "32x24", "--out", str(onnx))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("pf_stream.cli.stream", *SYN, "--backend", "onnxruntime", "--weights", str(onnx), "--null", "-q")
+    line = assert_user_error(proc, "pf-stream", "exported for 32x24 frames only", "these are 64x48", "--dynamic")
+    # the right size still runs
+    ok = run_tool("pf_stream.cli.stream", *SYN, "--size", "32x24", "--backend", "onnxruntime", "--weights", str(onnx), "-q")
+    assert ok.returncode == 0, ok.stderr + line

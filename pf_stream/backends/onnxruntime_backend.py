@@ -113,6 +113,17 @@ class OnnxRuntimeBackend(Backend):
         if precision == "fp16" and TRT_EP not in used:
             raise UserError("ONNX Runtime could not start its TensorRT provider, which fp16 needs; use --precision fp32")
         log.info("fusing with %s in onnxruntime (%s)", path.name, ", ".join(used))
+        self.path = path
+        # A file exported without --dynamic takes one frame size only; ORT's own error for any
+        # other size is a multi-line traceback, so say it in one line (see fuse).
+        dims = self.session.get_inputs()[0].shape
+        self._fixed_hw = tuple(dims[2:4]) if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:4]) else None
+
+    def _check_size(self, h: int, w: int) -> None:
+        if self._fixed_hw is not None and (h, w) != self._fixed_hw:
+            fh, fw = self._fixed_hw
+            raise UserError(f"{self.path.name} was exported for {fw}x{fh} frames only, these are {w}x{h}: "
+                            f"re-export it with pf-export --dynamic (or --size {w}x{h}), or drop --weights")
 
     @staticmethod
     def _session(ort, path: Path, options, providers):
@@ -127,6 +138,7 @@ class OnnxRuntimeBackend(Backend):
             return ort.InferenceSession(str(path), options, providers=[p for p, n in zip(providers, names) if n != TRT_EP])
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        self._check_size(*ir.shape[-2:])
         feed = {"ir": ir[None, None].astype(np.float32, copy=False), "vis": vis[None, None].astype(np.float32, copy=False)}
         return self.session.run(["fused"], feed)[0][0, 0]
 
@@ -134,6 +146,7 @@ class OnnxRuntimeBackend(Backend):
         """(1,1,H,W) float32 CUDA tensors -> fused CUDA tensor, without host copies (IO binding)."""
         import torch
 
+        self._check_size(*ir.shape[-2:])
         if self.device != "cuda":
             return torch.from_numpy(self.fuse(ir[0, 0].cpu().numpy(), vis[0, 0].cpu().numpy()))[None, None]
         ir, vis = ir.contiguous().float(), vis.contiguous().float()
