@@ -225,3 +225,14 @@ def test_stream_with_a_fixed_size_onnx_of_another_size_is_one_line(tmp_path):
     # the right size still runs
     ok = run_tool("pf_stream.cli.stream", *SYN, "--size", "32x24", "--backend", "onnxruntime", "--weights", str(onnx), "-q")
     assert ok.returncode == 0, ok.stderr + line
+
+
+def test_stream_rtsp_source_nobody_serves_is_one_line():
+    # FFmpeg's own "[tcp @ 0x...] Connection ... failed" line came before ours.
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_tool("pf_stream.cli.stream", *SYN[:4], "--frames", "2", "--ir", f"rtsp://127.0.0.1:{port}/x?timeout_s=2")
+    assert_user_error(proc, "pf-stream", "cannot connect")

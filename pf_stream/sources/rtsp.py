@@ -44,6 +44,9 @@ class RtspSource(Source):
     def _open(self) -> None:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms,
                   cv2.CAP_PROP_N_THREADS, 1]
+        # FFmpeg's own log ("[tcp @ 0x...] Connection refused") would add raw lines beside our
+        # one-line error and the NO SIGNAL log; set OPENCV_FFMPEG_LOGLEVEL yourself to see it.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         with _env_lock:
             previous = os.environ.get(_ENV)
             os.environ[_ENV] = ffmpeg_options(self.transport)
