@@ -236,3 +236,14 @@ def test_stream_rtsp_source_nobody_serves_is_one_line():
         port = s.getsockname()[1]
     proc = run_tool("pf_stream.cli.stream", *SYN[:4], "--frames", "2", "--ir", f"rtsp://127.0.0.1:{port}/x?timeout_s=2")
     assert_user_error(proc, "pf-stream", "cannot connect")
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("synthetic://?fps=abc", ["option fps", "a number > 0"]),  # ValueError traceback
+    ("synthetic://?seed=x", ["option seed"]),
+    ("synthetic://?fps=-1", ["option fps"]),  # was accepted
+    ("rtsp://user:secret@127.0.0.1:9/x?timeout_s=abc", ["option timeout_s", "user:***@"]),
+])
+def test_stream_bad_numbers_in_a_source_uri_are_one_line(uri, words):
+    line = assert_user_error(run_tool("pf_stream.cli.stream", *SYN, "--ir", uri), "pf-stream", *words)
+    assert "secret" not in line

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from pf_stream.errors import UserError, did_you_mean
-from pf_stream.sources.base import EOS, LIVE, LOST, FrameSkipped, Source, SourceLost, SourceStats
+from pf_stream.sources.base import EOS, LIVE, LOST, FrameSkipped, Source, SourceLost, SourceStats, redact_uri
 
 __all__ = ["open_source", "Source", "SourceStats", "SourceLost", "FrameSkipped", "SCHEMES", "LIVE", "LOST", "EOS"]
 
@@ -129,12 +129,32 @@ def open_source(uri: str, **options) -> Source:
     kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key in cls.query_options:
-            kwargs[key] = _parse_bool(key, value) if key in _BOOL_OPTIONS else value
+            kwargs[key] = _parse_bool(key, value) if key in _BOOL_OPTIONS else _parse_number(key, value, uri)
         elif kind != "rtsp":  # anything else in an rtsp:// query belongs to the camera's server
             hint = did_you_mean(key, cls.query_options)
             allowed = ", ".join(cls.query_options) or "none"
             raise UserError(f"unknown option {key!r} in {uri}{hint}; this source takes: {allowed}")
     return cls(target, **kwargs)
+
+
+# Numeric query options and what they accept: a bad one is a UserError here, not a
+# ValueError traceback from deep inside a source's constructor.
+_NUMBER_OPTIONS = {"fps": (float, 0.0, "a number > 0"), "timeout_s": (float, 0.0, "a number > 0"),
+                   "seed": (int, None, "a whole number"), "frames": (int, 0, "a whole number > 0"),
+                   "bits": (int, None, "8 or 16")}
+
+
+def _parse_number(key: str, value: str, uri: str):
+    if key not in _NUMBER_OPTIONS:
+        return value
+    kind, above, wants = _NUMBER_OPTIONS[key]
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or number != number or number in (float("inf"), float("-inf")) or (above is not None and number <= above):
+        raise UserError(f"option {key} in {redact_uri(uri)} wants {wants}, got {value!r}")
+    return number
 
 
 def _parse_bool(key: str, value: str) -> bool:
