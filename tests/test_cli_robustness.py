@@ -247,3 +247,25 @@ def test_stream_rtsp_source_nobody_serves_is_one_line():
 def test_stream_bad_numbers_in_a_source_uri_are_one_line(uri, words):
     line = assert_user_error(run_tool("pf_stream.cli.stream", *SYN, "--ir", uri), "pf-stream", *words)
     assert "secret" not in line
+
+
+def test_bench_pipeline_ctrl_c_reports_what_it_measured(tmp_path):
+    # A KeyboardInterrupt used to lose the whole measurement (and its --json).
+    import time
+
+    rec, out = tmp_path / "rec.mp4", tmp_path / "bench.json"
+    proc = subprocess.Popen([sys.executable, "-m", "pf_stream.cli.bench", "--pipeline", "--model", "classic", "--size",
+                             "64x48", "--duration", "300", "--record", str(rec), "--json", str(out)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (rec.exists() and rec.stat().st_size > 0) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the recording's first bytes: the pipeline runs, Ctrl-C now stops it
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True and report["frames"] >= 1 and report["duration_s"] < 300
+    assert json.loads(stdout) == report
+    with __import__("av").open(str(rec)) as container:  # the recording is finished and plays
+        assert sum(1 for _ in container.decode(video=0)) >= 1

@@ -16,8 +16,10 @@ rss_mb, and the machine and settings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import threading
 import time
 
@@ -91,7 +93,8 @@ def run_pipeline_bench(args: list[str] | argparse.Namespace | None = None) -> di
         sampler = _RssSampler(args.rss_every)
         sampler.start()
         try:
-            report = pipeline.run()
+            with _ctrl_c_stops(pipeline) as interrupted:
+                report = pipeline.run()
         finally:
             sampler.stop()
     finally:
@@ -119,10 +122,33 @@ def run_pipeline_bench(args: list[str] | argparse.Namespace | None = None) -> di
         "dropped_by": report["dropped_by"],
         "cpu_percent": report["cpu_percent"],
         "rss_mb": sampler.summary(),
+        "interrupted": bool(interrupted),  # Ctrl-C: the figures cover the seconds measured
     }
     if getattr(args, "json", None):
         write_json_result(args.json, json.dumps(result, indent=2))
     return result
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(pipeline):
+    """Ctrl-C ends the measurement like pf-stream's: the run stops cleanly and its figures are
+    reported (a KeyboardInterrupt lost them all).  A second Ctrl-C quits at once."""
+    interrupted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_sigint(_signum, _frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        pipeline.stop("stopped by SIGINT")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -29,7 +29,7 @@ import logging
 import sys
 
 from pf_stream.backends.base import BACKENDS, DEVICES, PRECISIONS
-from pf_stream.errors import UserError, check_choice, cli_entry, parse_size
+from pf_stream.errors import EXIT_INTERRUPTED, UserError, check_choice, cli_entry, parse_size
 from pf_stream.model.registry import MODELS
 from pf_stream.bench import check_json_target, machine_description, write_json_result
 
@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if json_path:
         write_json_result(json_path, text)
+    if result.get("interrupted"):
+        print("pf-bench: interrupted; the figures above cover the time measured", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
