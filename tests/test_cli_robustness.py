@@ -269,3 +269,23 @@ def test_bench_pipeline_ctrl_c_reports_what_it_measured(tmp_path):
     assert json.loads(stdout) == report
     with __import__("av").open(str(rec)) as container:  # the recording is finished and plays
         assert sum(1 for _ in container.decode(video=0)) >= 1
+
+
+def test_stream_record_onto_an_input_video_is_refused(tmp_path):
+    # --record vi.mp4 with --vis vi.mp4 overwrote the user's video while reading it.
+    import av
+
+    video = tmp_path / "vi.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    before = video.read_bytes()
+    proc = run_tool("pf_stream.cli.stream", *SYN, "--vis", f"file://{video}", "--record", str(tmp_path / "." / "vi.mp4"))
+    assert_user_error(proc, "pf-stream", "--vis video itself", "overwrite")
+    assert video.read_bytes() == before

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -166,6 +167,24 @@ def _check_json_target(path: str | None) -> None:
         raise UserError(f"cannot write --stats-json {path}: {exc.strerror}; choose another file") from None
 
 
+def _check_record_is_not_an_input(cfg: RunConfig) -> None:
+    """--record naming the IR or VIS video itself would overwrite it while it is being read."""
+    record = cfg.outputs.record
+    if not record or not Path(record).is_file():
+        return
+    from pf_stream.sources import resolve
+
+    for side in ("ir", "vis"):
+        uri = getattr(cfg.sources, side)
+        try:
+            kind, target, _query = resolve(uri) if uri else ("", "", "")
+        except UserError:
+            continue  # a bad source is reported later, where sources are opened
+        if kind == "video" and Path(target).expanduser().is_file() and os.path.samefile(Path(target).expanduser(), record):
+            raise UserError(f"--record {record} is the --{side} video itself: recording would overwrite it; "
+                            "choose another file")
+
+
 def _summary(report: dict) -> str:
     lat = report.get("latency_ms") or {}
     return (f"{report['frames']} frames in {report['elapsed_s']:.1f} s ({report['fps']:.1f} fps)"
@@ -182,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(to_yaml(cfg))
         return 0
     _check_json_target(cfg.stats.json)
+    _check_record_is_not_an_input(cfg)
     root, held = _setup_logging(args.verbose, args.quiet)
 
     from pf_stream.pipeline import Pipeline
