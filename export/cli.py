@@ -73,6 +73,23 @@ def _check_writable(path: Path, flag: str = "--out") -> None:
         raise UserError(f"cannot write {path}: {exc.strerror}; choose another {flag}") from None
 
 
+def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """--out (or --json) naming the --weights / --onnx file would overwrite it, trained weights lost."""
+    import os
+
+    inputs = [(flag, value) for flag, value in (("--weights", args.weights), ("--onnx", args.onnx)) if value]
+    outputs = [(flag, value) for flag, value in (("--out", args.out), ("--json", args.json)) if value]
+    for out_flag, out in outputs:
+        if not Path(out).is_file():
+            continue
+        for in_flag, source in inputs:
+            if Path(source).is_file() and os.path.samefile(out, source):
+                raise UserError(f"{out_flag} {out} is the {in_flag} file itself: exporting would overwrite it; "
+                                f"choose another {out_flag}")
+    if args.json and Path(args.json).is_file() and Path(args.out).is_file() and os.path.samefile(args.json, args.out):
+        raise UserError("--json and --out name the same file: choose another --json")
+
+
 def export_onnx_report(args: argparse.Namespace) -> dict:
     from pf_stream.export.onnx import check_onnx, export_onnx
     from pf_stream.model.registry import load_model
@@ -253,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     check_choice("format", args.format, FORMATS)
     check_choice("precision", args.precision, PRECISIONS)
     parse_size(args.size)
+    _check_outputs_are_not_inputs(args)
     if args.format != "onnx":
         shapes, calib = _check_target_args(args)
         _require_target_packages(args.format)

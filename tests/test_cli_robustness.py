@@ -289,3 +289,16 @@ def test_stream_record_onto_an_input_video_is_refused(tmp_path):
     proc = run_tool("pf_stream.cli.stream", *SYN, "--vis", f"file://{video}", "--record", str(tmp_path / "." / "vi.mp4"))
     assert_user_error(proc, "pf-stream", "--vis video itself", "overwrite")
     assert video.read_bytes() == before
+
+
+def test_export_out_onto_the_weights_file_is_refused(tmp_path):
+    # pf-export --weights w.safetensors --out w.safetensors replaced trained weights with an ONNX file.
+    import shutil
+
+    weights = tmp_path / "lite.safetensors"
+    shutil.copy(REPO / "pf_stream" / "weights" / "lite.safetensors", weights)
+    before = weights.read_bytes()
+    proc = run_tool("pf_stream.export.cli", "--model", "lite", "--weights", str(weights), "--size", "64x48",
+                    "--out", str(weights))
+    assert_user_error(proc, "pf-export", "is the --weights file itself")
+    assert weights.read_bytes() == before
