@@ -217,6 +217,9 @@ class Pipeline:
                 log.info("%s", self._log_line())
 
     def _should_end(self) -> bool:
+        if self.fanout.all_failed:  # a full disk under the only output: fusing on would feed nobody, forever
+            self.stop("every output failed")
+            return True
         srcs = list(self.sources.values())
         if self.cfg.sources.exit_on_eos and any(s.eos for s in srcs):
             self.stop("a source ended (--exit-on-eos)")

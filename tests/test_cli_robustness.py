@@ -302,3 +302,31 @@ def test_export_out_onto_the_weights_file_is_refused(tmp_path):
                     "--out", str(weights))
     assert_user_error(proc, "pf-export", "is the --weights file itself")
     assert weights.read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits to make the disk 'fill up'")
+def test_stream_stops_with_an_error_when_its_only_output_fails(tmp_path):
+    # A recording that hit a full disk was switched off and the run went on feeding nobody, exit 0.
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    rec = tmp_path / "rec.mp4"
+    proc = subprocess.run([sys.executable, "-m", "pf_stream.cli.stream", "--ir", "synthetic://", "--vis", "synthetic://",
+                           "--size", "320x256", "--model", "classic", "--backend", "torch", "--bitrate", "20000",
+                           "--duration", "100", "--record", str(rec), "-q"],
+                          cwd=REPO, capture_output=True, text=True, timeout=150, preexec_fn=small_disk)
+    assert proc.returncode == 1, proc.stderr
+    assert "every output failed (record:" in proc.stderr and "Traceback" not in proc.stderr
+    import av
+
+    decoded = 0
+    with av.open(str(rec)) as container:  # what was written before still plays, up to the cut
+        try:
+            for _ in container.decode(video=0):
+                decoded += 1
+        except av.error.InvalidDataError:
+            pass  # the fragment the disk cut short
+    assert decoded >= 1

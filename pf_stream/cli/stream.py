@@ -232,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.stats.json:
         _write_json(cfg.stats.json, report)
     log.info("%s", _summary(report))
+    if report.get("stop_reason") == "every output failed":
+        failed = "; ".join(f"{name}: {s['failed']}" for name, s in report.get("sinks", {}).items() if s.get("failed"))
+        print(f"pf-stream: error: every output failed ({failed}); what was written before is kept", file=sys.stderr)
+        return 1
     return EXIT_INTERRUPTED if got["signal"] == signal.SIGINT else 0
 
 
