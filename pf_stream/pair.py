@@ -36,6 +36,7 @@ class Pairer:
         self.max_skew_s = max_skew_s
         self.by = by
         self.dropped = 0  # frames discarded without a partner
+        self.last_rejected_skew_s: float | None = None  # |skew| of the last pair refused as too far apart
         self._held: dict[str, tuple[Frame, float] | None] = {side: None for side in SIDES}
 
     def holds(self, side: str) -> bool:
@@ -60,6 +61,7 @@ class Pairer:
         else:
             skew = vis.timestamp - ir.timestamp
             if abs(skew) > self.max_skew_s:
+                self.last_rejected_skew_s = abs(skew)
                 self._drop_side("ir" if skew > 0 else "vis")
                 return None
         self._held = {side: None for side in SIDES}

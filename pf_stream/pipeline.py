@@ -165,6 +165,7 @@ class Pipeline:
         next_log = started + cfg.stats.log_interval_s if cfg.stats.log_interval_s > 0 else float("inf")
         next_card = started
         headless = not any(s.name == "display" for s in self.fanout.sinks)
+        warned_skew = False
         while not self._stop.is_set():
             if cfg.frames is not None and self.stats.outputs >= cfg.frames:
                 self.stop(f"{cfg.frames} frames done")
@@ -212,9 +213,21 @@ class Pipeline:
 
             if self._should_end():
                 break
+            if not warned_skew and self.stats.outputs == 0 and now - started > 3.0 and not any(down.values()):
+                warned_skew = self._warn_if_never_paired()
             if headless and now >= next_log:
                 next_log = now + cfg.stats.log_interval_s
                 log.info("%s", self._log_line())
+
+    def _warn_if_never_paired(self) -> bool:
+        """Both sides deliver but no pair was ever close enough in time: say why once (the only
+        other sign was "0.0 fps ... dropped pairing N" in the stats line)."""
+        skew = self.pairer.last_rejected_skew_s
+        if skew is None:
+            return False
+        log.warning("no IR/VIS pair within --max-skew-ms %g so far: the two sources' frames were last %.0f ms apart; "
+                    "raise --max-skew-ms above that", self.cfg.pairing.max_skew_ms, skew * 1000.0)
+        return True
 
     def _should_end(self) -> bool:
         if self.fanout.all_failed:  # a full disk under the only output: fusing on would feed nobody, forever

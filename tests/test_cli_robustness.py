@@ -330,3 +330,19 @@ def test_stream_stops_with_an_error_when_its_only_output_fails(tmp_path):
         except av.error.InvalidDataError:
             pass  # the fragment the disk cut short
     assert decoded >= 1
+
+
+def test_pipeline_says_why_nothing_is_fused_when_max_skew_is_too_small(caplog):
+    # --max-skew-ms 0 fused nothing, forever, without a word (only "0.0 fps" in the stats line).
+    import logging
+
+    from pf_stream.pipeline import Pipeline
+    from tests.test_stream_pipeline import CollectSink, MaxBackend, _config
+
+    cfg = _config("synthetic://?size=64x48&fps=30", "synthetic://?size=64x48&fps=30", duration_s=4.5,
+                  pairing__max_skew_ms=0.0)
+    with caplog.at_level(logging.WARNING, logger="pf_stream.pipeline"):
+        report = Pipeline(cfg, backend=MaxBackend(), sinks=[CollectSink()]).run()
+    assert report["fused"] == 0
+    assert caplog.text.count("no IR/VIS pair within --max-skew-ms 0 so far") == 1  # said once
+    assert "raise --max-skew-ms" in caplog.text
