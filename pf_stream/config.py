@@ -197,6 +197,10 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("--duration must be > 0")
     if cfg.outputs.bitrate_kbps <= 0 or cfg.outputs.keyframe_interval_s <= 0:
         raise UserError("--bitrate and --keyframe-interval must be > 0")
+    # Upper bounds the encoders take (an int GOP, x264's bit-rate range): beyond them PyAV or
+    # GStreamer failed with an OverflowError traceback mid-start.
+    if cfg.outputs.bitrate_kbps > 1_000_000 or cfg.outputs.keyframe_interval_s > 3600:
+        raise UserError("--bitrate must be at most 1000000 kbit/s and --keyframe-interval at most 3600 s")
     if cfg.fusion.threads is not None and cfg.fusion.threads < 1:
         raise UserError("--threads must be >= 1")
 

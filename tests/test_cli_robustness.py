@@ -61,6 +61,13 @@ def test_non_finite_numbers_are_refused(flag, value):
     assert_user_error(proc, "pf-stream", "finite")
 
 
+@pytest.mark.parametrize("flag, value", [("--keyframe-interval", "1e9"), ("--bitrate", "100000000000000000")])
+def test_encoder_settings_beyond_what_encoders_take_are_refused(flag, value):
+    # --keyframe-interval 1e9 ended in "OverflowError: value too large to convert to int".
+    proc = run_tool("pf_stream.cli.stream", *SYN, flag, value, "--print-config")
+    assert_user_error(proc, "pf-stream", "at most")
+
+
 def test_eval_sequence_of_non_videos_is_one_line(tmp_path):
     # A text file named ir.mp4 used to add FFmpeg's own "moov atom not found" lines to the error.
     seq = tmp_path / "seqs" / "s1"
