@@ -353,3 +353,15 @@ def test_pipeline_says_why_nothing_is_fused_when_max_skew_is_too_small(caplog):
     assert report["fused"] == 0
     assert caplog.text.count("no IR/VIS pair within --max-skew-ms 0 so far") == 1  # said once
     assert "raise --max-skew-ms" in caplog.text
+
+
+@pytest.mark.parametrize("setting", ["model_config.dir_kernel=4", "model_config.widths=abc", "model_config.widths=[-1]"])
+def test_train_bad_model_config_values_are_one_line(tmp_path, setting):
+    # The model's own ValueError ("kernel size must be odd") or torch's RuntimeError was a traceback.
+    rng = np.random.default_rng(0)
+    for side in ("ir", "vi"):
+        (tmp_path / "data" / side).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / side / "a.png"), rng.integers(0, 256, (40, 40), np.uint8))
+    proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(tmp_path / "r"),
+                    "--data", str(tmp_path / "data"), "--no-progress", "--set", setting)
+    assert_user_error(proc, "pf-train", "bad config for model 'lite'")

@@ -72,8 +72,10 @@ def build_model(name: str, config: dict | None = None, seed: int = 0) -> nn.Modu
         torch.manual_seed(seed)
         try:
             return MODELS[name](**(config or {}))
-        except TypeError as exc:
-            raise UserError(f"bad config for model {name!r}: {exc}") from None
+        except (TypeError, ValueError, RuntimeError) as exc:
+            # An unknown key (TypeError), a value the model refuses (ValueError: "kernel size must
+            # be odd"), or one torch cannot build (RuntimeError: a negative width) is the config's fault.
+            raise UserError(f"bad config for model {name!r}: {str(exc).splitlines()[0]}") from None
 
 
 def shipped_weights(name: str) -> Path | None:
