@@ -24,14 +24,14 @@ import numpy as np
 from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, project, rms_error
 from pf_stream.calibration.images import IMAGE_SUFFIXES, read_gray
 from pf_stream.calibration.schema import Calibration, save_calibration
-from pf_stream.errors import UserError, cli_entry, parse_size
+from pf_stream.errors import ArgumentParser, UserError, cli_entry, parse_size
 
 METHODS = ("target", "auto", "points")
 Pair = tuple[str, np.ndarray, np.ndarray]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="pf-calibrate", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1]
     )
     p.add_argument("--method", required=True, choices=METHODS, help="target: checkerboard/circle grid; auto: any scene; points: a CSV/YAML of point pairs")

@@ -21,7 +21,7 @@ import logging
 import time
 from pathlib import Path
 
-from pf_stream.errors import UserError, check_choice, cli_entry, parse_size
+from pf_stream.errors import ArgumentParser, UserError, check_choice, check_writable, cli_entry, parse_size
 
 log = logging.getLogger("pf_stream.export")
 
@@ -30,15 +30,8 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 FP32_TOLERANCE = 1e-4
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one UserError line (exit 2), not usage + error."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see pf-export --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pf-export", description="Export a fusion model to ONNX (or TensorRT on the target).")
+    p = ArgumentParser(prog="pf-export", description="Export a fusion model to ONNX (or TensorRT on the target).")
     p.add_argument("--model", default="lite", help="lite | full | classic (default lite)")
     p.add_argument("--weights", help="safetensors weights (default: the weights shipped for --model)")
     p.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled .pth weights file")
@@ -56,21 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file; for engine / torch-trt a folder names the file")
     p.add_argument("--json", help="write a JSON report here")
     return p
-
-
-def _check_writable(path: Path, flag: str = "--out") -> None:
-    if path.is_dir():  # else the export runs, then ends in IsADirectoryError
-        raise UserError(f"{flag} {path} is a folder: give a file name")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"cannot write {path}: {parent} is not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".pf-export-{path.name}.probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}; choose another {flag}") from None
 
 
 def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
@@ -275,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         shapes, calib = _check_target_args(args)
         _require_target_packages(args.format)
         folder = Path(args.out) if Path(args.out).is_dir() or args.out.endswith("/") else Path(args.out).parent
-        _check_writable(folder / "probe")
+        check_writable(folder / "probe", "--out")
         if args.json:
-            _check_writable(Path(args.json), "--json")
+            check_writable(args.json, "--json")
         if args.format == "engine":
             report = export_engine_report(args, shapes, calib)
         else:
@@ -286,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         return 0
-    _check_writable(Path(args.out))
+    check_writable(args.out, "--out")
     if args.json:
-        _check_writable(Path(args.json), "--json")
+        check_writable(args.json, "--json")
     if args.precision != "fp32":
         raise UserError("ONNX files are exported in fp32 (engines choose fp16/int8 when built); drop --precision")
     report = export_onnx_report(args)

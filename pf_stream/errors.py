@@ -8,10 +8,12 @@ line.  Programming errors still show their traceback: those are ours to fix.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import functools
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -92,3 +94,36 @@ def read_yaml(path, what: str, fix: str):
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UserError(f"{path} is not valid YAML{where}: {fix}") from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for every pf-* command: a bad command line is one UserError line (exit 2
+    through :func:`cli_entry`) instead of argparse's usage block; an unknown option gets a
+    did-you-mean hint."""
+
+    def error(self, message: str):  # type: ignore[override]
+        if "unrecognized arguments" in message:
+            words = message.split(":", 1)[1].split()
+            flag = next((w for w in words if w.startswith("-")), words[0] if words else "")
+            options = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+            message = f"unknown option {flag}{did_you_mean(flag.split('=')[0], options)}"
+        raise UserError(f"{message}; see {self.prog} --help")
+
+
+def check_writable(path: str | Path, flag: str) -> None:
+    """Fail before a long run, not after it, when the file that ``flag`` names cannot be written.
+
+    Missing folders are created.  A folder, or a place where no file can be created, is one
+    UserError line.  Checked by creating a probe file beside it: permission bits say nothing
+    for root or for /proc, and an existing file is left untouched.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{flag} {path} is a folder: give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = target.parent / f".{target.name}.pf-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write {flag} {path}: {exc.strerror or exc}; choose another {flag}") from None

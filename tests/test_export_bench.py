@@ -85,7 +85,7 @@ def test_bench_model_json(tmp_path):
         (["--precision", "fp8"], "unknown precision"),
         (["--device", "cuda"], "cuda"),
         (["--size", "0x0"], "out of range"),
-        (["--json", "/nonexistent/dir/x.json"], "cannot write"),
+        (["--json", "/proc/forbidden/x.json"], "cannot write"),
     ],
 )
 def test_bench_bad_input_one_line(args, words):

@@ -22,18 +22,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from pf_stream.errors import UserError, cli_entry
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one UserError line (exit 2), not usage + error."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see pf-train --help)")
+from pf_stream.errors import ArgumentParser, UserError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pf-train", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="pf-train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--config", help="training YAML (configs/train/lite.yaml, full.yaml, tiny.yaml)")
     p.add_argument("--out", required=True, help="run folder: checkpoint, weights, CSV logs")

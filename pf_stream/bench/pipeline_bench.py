@@ -26,20 +26,15 @@ import time
 import numpy as np
 
 from pf_stream.config import RunConfig, validate
-from pf_stream.errors import UserError, parse_size
+from pf_stream.errors import ArgumentParser, UserError, check_writable, parse_size
 from pf_stream.stats import rss_mb
-from pf_stream.bench import check_json_target, machine_description, write_json_result
+from pf_stream.bench import machine_description, write_json_result
 
 log = logging.getLogger("pf_stream.bench")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(f"--pipeline: {message} (see pf-bench --pipeline --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pf-bench --pipeline", description="Benchmark the whole pipeline on synthetic sources.")
+    p = ArgumentParser(prog="pf-bench --pipeline", description="Benchmark the whole pipeline on synthetic sources.")
     p.add_argument("--model", default="lite", help="classic | lite | full (default lite)")
     p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime | tensorrt")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
@@ -65,7 +60,8 @@ def run_pipeline_bench(args: list[str] | argparse.Namespace | None = None) -> di
     size = parse_size(args.size)
     if args.duration <= 0 or args.fps <= 0:
         raise UserError("--duration and --fps must be > 0")
-    check_json_target(getattr(args, "json", None))
+    if getattr(args, "json", None):
+        check_writable(args.json, "--json")
 
     cfg = RunConfig()
     query = f"?size={size[0]}x{size[1]}&fps={args.fps:g}&seed=1"

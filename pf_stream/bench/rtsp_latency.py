@@ -153,13 +153,9 @@ def _median_p95(values: list[int]) -> tuple[float | None, float | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pf_stream.errors import UserError, parse_size
+    from pf_stream.errors import ArgumentParser, UserError, parse_size
 
-    class _Parser(argparse.ArgumentParser):  # a bad command line is one line, exit 2 (pf-bench --rtsp)
-        def error(self, message: str):  # type: ignore[override]
-            raise UserError(f"--rtsp: {message} (see pf-bench --rtsp --help)")
-
-    ap = _Parser(prog="pf-bench --rtsp", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="pf-bench --rtsp", description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="640x512")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--viewers", type=int, default=1)

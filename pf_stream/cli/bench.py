@@ -29,20 +29,13 @@ import logging
 import sys
 
 from pf_stream.backends.base import BACKENDS, DEVICES, PRECISIONS
-from pf_stream.errors import EXIT_INTERRUPTED, UserError, check_choice, cli_entry, parse_size
+from pf_stream.errors import EXIT_INTERRUPTED, ArgumentParser, UserError, check_choice, check_writable, cli_entry, parse_size
 from pf_stream.model.registry import MODELS
-from pf_stream.bench import check_json_target, machine_description, write_json_result
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one UserError line (exit 2), not usage + error."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see {self.prog} --help)")
+from pf_stream.bench import machine_description, write_json_result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
+    p = ArgumentParser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
     p.add_argument("--pipeline", action="store_true", help="benchmark the whole pipeline instead (see --pipeline --help)")
     p.add_argument("--model", default="lite", help="lite | full | classic")
     p.add_argument("--weights", help="weights file (default: shipped weights)")
@@ -103,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         json_path = None
     else:
         args = build_parser().parse_args(argv)
-        check_json_target(args.json, make_folder=False)
+        if args.json:
+            check_writable(args.json, "--json")
         result = run_model_bench(args)
         json_path = args.json
     text = json.dumps(result, indent=2)

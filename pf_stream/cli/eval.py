@@ -23,20 +23,13 @@ import os
 import sys
 from pathlib import Path
 
-from pf_stream.errors import EXIT_INTERRUPTED, UserError, cli_entry
+from pf_stream.errors import EXIT_INTERRUPTED, ArgumentParser, UserError, cli_entry
 
 PROG = "pf-eval"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one UserError line (exit 2), not usage + error."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see {PROG} --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Score IR+VIS fusion quality (CDDFuse/PromptFusion protocol) or temporal flicker.")
+    p = ArgumentParser(prog=PROG, description="Score IR+VIS fusion quality (CDDFuse/PromptFusion protocol) or temporal flicker.")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="DIR", help="folder with ir/ and vi/ subfolders of matching image names")
     what.add_argument("--sequence", metavar="DIR", help="sequence folder (ir/ + vi/ frames, or ir.mp4 + vi.mp4), or a folder of them")

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from pf_stream.config import RunConfig, load_config, parse_set, to_yaml
-from pf_stream.errors import EXIT_INTERRUPTED, UserError, cli_entry, did_you_mean
+from pf_stream.errors import EXIT_INTERRUPTED, ArgumentParser, UserError, check_writable, cli_entry, did_you_mean
 
 log = logging.getLogger("pf_stream")
 
@@ -62,22 +62,8 @@ FLAGS: list[tuple[tuple[str, ...], str, dict]] = [
 ]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one UserError line (with a hint), not usage + exit."""
-
-    def error(self, message: str):
-        if "unrecognized arguments" in message:
-            words = message.split(":", 1)[1].split()
-            flag = next((w for w in words if w.startswith("-")), words[0] if words else "")
-            raise UserError(f"unknown option {flag}{did_you_mean(flag.split('=')[0], self._option_names())}; see pf-stream --help")
-        raise UserError(message)
-
-    def _option_names(self) -> list[str]:
-        return [s for action in self._actions for s in action.option_strings if s.startswith("--")]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pf-stream", description="Real-time infrared + visible video fusion.",
+    p = ArgumentParser(prog="pf-stream", description="Real-time infrared + visible video fusion.",
                 epilog="Example: pf-stream --ir synthetic:// --vis synthetic:// --frames 300 --record out/demo.mp4",
                 allow_abbrev=False)
     p.add_argument("--config", metavar="YAML", help="run config (default: built-in defaults = configs/pipeline.yaml)")
@@ -149,24 +135,6 @@ def _write_json(path: str, data: dict) -> None:
         log.error("cannot write --stats-json %s: %s", path, exc.strerror)
 
 
-def _check_json_target(path: str | None) -> None:
-    """--stats-json that cannot be written fails now, not after the run (it was logged at the end)."""
-    if not path:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise UserError(f"--stats-json {path} is a folder: give a file name")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        existed = target.exists()
-        with open(target, "a"):
-            pass
-        if not existed:
-            target.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write --stats-json {path}: {exc.strerror}; choose another file") from None
-
-
 def _check_record_is_not_an_input(cfg: RunConfig) -> None:
     """--record naming the IR or VIS video itself would overwrite it while it is being read."""
     record = cfg.outputs.record
@@ -200,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         sys.stdout.write(to_yaml(cfg))
         return 0
-    _check_json_target(cfg.stats.json)
+    if cfg.stats.json:
+        check_writable(cfg.stats.json, "--stats-json")
     _check_record_is_not_an_input(cfg)
     root, held = _setup_logging(args.verbose, args.quiet)
 

@@ -18,7 +18,7 @@ import logging
 from fractions import Fraction
 from pathlib import Path
 
-from pf_stream.errors import UserError
+from pf_stream.errors import UserError, check_writable
 from pf_stream.frames import FusedFrame
 from pf_stream.sinks.base import Sink
 
@@ -35,24 +35,6 @@ ENCODERS = {
 TIME_BASE = Fraction(1, 1000)
 
 
-def _check_writable(path: Path) -> None:
-    """Fail now, before any camera opens, if ``path`` cannot be written.
-
-    PyAV opens the output file only when the first packet is muxed, so without this a
-    read-only place surfaced mid-run as "output record failed" and the run went on,
-    exit code 0, with nothing recorded.  An existing file is left as it is (append mode,
-    nothing written); a file created by the probe is removed again.
-    """
-    existed = path.exists()
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write --record {path}: {exc.strerror}; choose another file or folder") from None
-    if not existed:
-        path.unlink(missing_ok=True)
-
-
 class RecordSink(Sink):
     name = "record"
 
@@ -60,13 +42,9 @@ class RecordSink(Sink):
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".mov", ".m4v", ".mkv"):
             raise UserError(f"--record writes H.264 MP4 (or MKV): give a file name ending in .mp4, not {self.path.name!r}")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the folder for --record {self.path}: {exc.strerror}") from None
-        if self.path.is_dir():
-            raise UserError(f"--record {self.path} is a folder: give a file name")
-        _check_writable(self.path)
+        # PyAV opens the file only when the first packet is muxed: without this check a
+        # read-only place surfaced mid-run as "output record failed", nothing recorded.
+        check_writable(self.path, "--record")
         self.encoder = encoder
         self.bitrate_kbps = bitrate_kbps
         self.keyframe_interval_s = keyframe_interval_s
