@@ -79,12 +79,21 @@ def load_calibration(path: str | Path) -> Calibration:
         ir_size=_size(data.get("ir_size"), "ir_size", path),
         vis_size=_size(data.get("vis_size"), "vis_size", path),
         method=str(data.get("method", "points")),
-        error_px=None if data.get("error_px") is None else float(data["error_px"]),
-        score=None if data.get("score") is None else float(data["score"]),
+        error_px=_number(data.get("error_px"), "error_px", path),
+        score=_number(data.get("score"), "score", path),
         date=str(data.get("date", "")),
         model=str(data.get("model", "homography")),
         details=_details(data.get("details"), path),
     )
+
+
+def _number(value, key: str, path: Path) -> float | None:
+    """An optional number (null allowed); anything else is one UserError line."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{path}: '{key}' must be a number or null, got {value!r}: re-run pf-calibrate, or fix the file")
+    return float(value)
 
 
 def _details(value, path: Path) -> dict:

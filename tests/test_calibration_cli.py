@@ -109,6 +109,10 @@ def test_schema_round_trip_and_malformed_calibration(tmp_path):
     (tmp_path / "bad2.yaml").write_text("homography: [[1, 0, 0\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_calibration(tmp_path / "bad2.yaml")
+    for key in ("error_px", "score"):  # used to be a ValueError traceback in pf-stream --calib
+        (tmp_path / "bad3.yaml").write_text(f"homography: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]\nir_size: [8, 8]\nvis_size: [8, 8]\n{key}: abc\n")
+        with pytest.raises(UserError, match=f"'{key}' must be a number or null"):
+            load_calibration(tmp_path / "bad3.yaml")
 
 
 class FakeSource:
