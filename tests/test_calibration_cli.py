@@ -55,7 +55,7 @@ def test_points_yaml_with_sizes_and_affine_model(tmp_path):
     vis = project(a, ir)
     f = tmp_path / "clicks.yaml"
     rows = [[*p, *q] for p, q in zip(ir.tolist(), vis.tolist())]
-    f.write_text(f"ir_size: [320, 256]\nvis_size: [640, 512]\npoints:\n" + "".join(f"  - {r}\n" for r in rows[:4]) + f"  - {{ir: {rows[4][:2]}, vis: {rows[4][2:]}}}\n")
+    f.write_text("ir_size: [320, 256]\nvis_size: [640, 512]\npoints:\n" + "".join(f"  - {r}\n" for r in rows[:4]) + f"  - {{ir: {rows[4][:2]}, vis: {rows[4][2:]}}}\n")
     pts = read_points(f)
     assert pts.ir_size == (320, 256) and len(pts.ir) == 5
     out = tmp_path / "rig.yaml"

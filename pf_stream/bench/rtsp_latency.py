@@ -16,7 +16,6 @@ reported separately, since nothing is encoded then).
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os

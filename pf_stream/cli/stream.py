@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from pf_stream.config import RunConfig, load_config, parse_set, to_yaml
-from pf_stream.errors import EXIT_INTERRUPTED, ArgumentParser, UserError, check_writable, cli_entry, did_you_mean
+from pf_stream.errors import EXIT_INTERRUPTED, ArgumentParser, UserError, check_writable, cli_entry
 
 log = logging.getLogger("pf_stream")
 
