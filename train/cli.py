@@ -4,7 +4,6 @@ Examples (from the repository root):
 
     pf-train --config configs/train/lite.yaml --out runs/lite
     pf-train --config configs/train/lite.yaml --out runs/lite --resume          # continue after Ctrl-C
-    pf-train --config configs/train/lite.yaml --out runs/lite --overwrite       # start that run over
     pf-train --config configs/train/full.yaml --out runs/full \\
              --clip-weights ViT-B-32.safetensors --clip-model ViT-B-32            # with the prompt stage
     pf-train --config configs/train/lite.yaml --out runs/lite-kd --teacher runs/full/full.safetensors
@@ -39,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", metavar="PATH", help="`full` weights to distil into the trained model")
     p.add_argument("--init", metavar="PATH", help="start from these weights (same model and model_config): fine-tuning")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start over in an --out that already holds a run (its checkpoint is replaced)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks one GPU per rank)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log_stage<n>.csv)")
     return p
@@ -87,13 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         overrides.append("data.folders=" + repr([str(d) for d in args.data]).replace("'", '"'))
     config = load_config(args.config, overrides)
-    if args.resume and args.overwrite:
-        raise UserError("--resume continues the run in --out, --overwrite starts it over: choose one")
-    if not args.resume and not args.overwrite and (out / "checkpoint.safetensors").is_file():
+    if not args.resume and (out / "checkpoint.safetensors").is_file():
         # The command repeated after a Ctrl-C without --resume used to start from scratch and,
         # at its first checkpoint, replace hours of training.
-        raise UserError(f"{out} already holds a training run: continue it with --resume, start over with --overwrite, "
-                        "or choose another --out")
+        raise UserError(f"{out} already holds a training run: continue it with --resume, or choose another "
+                        "--out (delete that folder to start it over)")
     if args.resume:
         stored = checkpoint_config(out)
         if stored is None:
