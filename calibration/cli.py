@@ -16,6 +16,7 @@ Exit codes: 0 written; 2 bad input, nothing found, or auto refused (one line on 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -49,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write (default calibration.yaml)")
     p.add_argument("--overlay", help="also write a checkerboard/blend picture to judge the alignment (PNG)")
     return p
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numbers that make no sense before any work is done.
+
+    Why: nan passes every "> 0" test, and a bad value used to surface only after a
+    registration of several seconds, as a traceback (--max-error -1, --interval -1).
+    An infinite --max-error would switch the self-check off: auto must not write what it
+    cannot vouch for.
+    """
+    if args.max_error is not None and not (math.isfinite(args.max_error) and args.max_error > 0):
+        raise UserError(f"--max-error must be a number of VIS pixels greater than 0, got {args.max_error}: e.g. --max-error 2")
+    if args.pairs is not None and args.pairs < 1:
+        raise UserError(f"--pairs must be at least 1, got {args.pairs}")
+    if not (math.isfinite(args.interval) and 0 <= args.interval <= 3600):
+        raise UserError(f"--interval must be 0 to 3600 seconds, got {args.interval}")
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -154,6 +171,7 @@ def _run_points(args) -> tuple[Calibration, Pair | None]:
 @cli_entry("pf-calibrate")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_numbers(args)
     if args.points_file and args.method != "points":
         raise UserError(f"unexpected argument {args.points_file!r}: only --method points takes a file")
     run = {"target": _run_target, "auto": _run_auto, "points": _run_points}[args.method]
