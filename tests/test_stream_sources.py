@@ -408,3 +408,111 @@ def test_rtsp_source_reads_a_real_server_and_survives_its_death():
     finally:
         feeding.clear()
         server.close()
+
+
+class _PausableProxy:
+    """A TCP relay in front of a server whose traffic can be frozen: a network cable pulled
+    (the connection stays open, nothing arrives), which a server that closes cannot show."""
+
+    def __init__(self, target_port: int):
+        self.paused = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._target = target_port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                while self.paused.is_set():
+                    time.sleep(0.05)  # hold the bytes: the link is dead, not closed
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._listener.close()
+
+
+def test_rtsp_stream_that_stalls_is_lost_without_a_stale_frame_first():
+    """A stream whose link dies silently: OpenCV's read timeout fires, and OpenCV then hands
+    back a stale buffered frame as if it were new. That frame used to be fused with the current
+    VIS as "signal back", and the loss was noticed only one more timeout later."""
+    pytest.importorskip("gi", reason="PyGObject is not installed: no RTSP server to read from")
+    from pf_stream.frames import FusedFrame
+    from pf_stream.sinks.rtsp import RtspSink
+    from pf_stream.sinks.rtsp_url import parse_rtsp_url
+    from pf_stream.sources import LOST
+
+    server = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/cam"))
+    server.open(96, 64, 30)
+    feeding = threading.Event()
+    feeding.set()
+
+    def feed():
+        i = 0
+        while feeding.is_set():
+            server.write(FusedFrame(np.full((64, 96, 3), (i * 8) % 256, np.uint8), time.monotonic(), i))
+            i += 1
+            time.sleep(1 / 30)
+
+    threading.Thread(target=feed, daemon=True).start()
+    proxy = _PausableProxy(server.port)
+    timeout_s = 3.0
+    src = open_source(f"rtsp://127.0.0.1:{proxy.port}/cam?timeout_s={timeout_s:g}", role="ir", reconnect_max_s=0.5)
+    try:
+        with src:
+            assert len(_drain(src, 10, timeout=20)) == 10
+            proxy.paused.set()
+            paused_at = time.monotonic()
+            late = []
+            deadline = paused_at + 4 * timeout_s + 10
+            while src.state != LOST and time.monotonic() < deadline:
+                frame = src.read(timeout=0.1)
+                if frame is not None and frame.timestamp > paused_at + timeout_s / 2:
+                    late.append(round(frame.timestamp - paused_at, 2))
+            assert src.state == LOST, "a stream with a dead link was never declared lost"
+            assert late == [], f"frames delivered {late} s after the link died (stale frames passed off as new)"
+    finally:
+        feeding.clear()
+        proxy.paused.clear()
+        proxy.close()
+        server.close()
+
+
+def test_rtsp_read_that_ends_in_the_timeout_is_a_loss_not_a_frame(monkeypatch):
+    """The same as above, deterministic: OpenCV returns True and a (stale) picture from a read
+    that hit its timeout."""
+    import pf_stream.sources.rtsp as rtsp
+
+    class StallingCapture(FakeCapture):
+        def read(self):
+            if self.n >= 3:
+                time.sleep(0.25)  # == the read timeout below
+            return super().read()
+
+    monkeypatch.setattr(rtsp.cv2, "VideoCapture", lambda *a, **k: StallingCapture())
+    src = open_source("rtsp://127.0.0.1:1/cam?timeout_s=0.25", role="ir", reconnect=False)
+    with src:
+        frames = _drain(src, 10, timeout=3)
+        deadline = time.monotonic() + 5
+        while src.state != EOS and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert src.state == EOS  # lost, and (reconnect off) ended
+    assert len(frames) == 2  # read 1 went to open() for the size; read 4 hit the timeout

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
@@ -64,9 +65,14 @@ class RtspSource(Source):
         self._cap = cap
 
     def _read(self) -> np.ndarray:
+        t0 = time.monotonic()
         ok, image = self._cap.read()
         if not ok or image is None:
             raise SourceLost("stream stopped (server gone or network down)")
+        if time.monotonic() - t0 >= 0.9 * self.timeout_ms / 1000:
+            # OpenCV's read timeout fired (a link that died without closing), and OpenCV then
+            # hands back a frame the decoder still held: stale, not a sign of life.
+            raise SourceLost(f"no data for {self.timeout_ms / 1000:g} s (network down or server hung)")
         return image
 
     def _close(self) -> None:
