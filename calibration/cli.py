@@ -25,7 +25,7 @@ import numpy as np
 from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, project, rms_error
 from pf_stream.calibration.images import IMAGE_SUFFIXES, read_gray
 from pf_stream.calibration.schema import Calibration, save_calibration
-from pf_stream.errors import ArgumentParser, UserError, cli_entry, parse_size
+from pf_stream.errors import ArgumentParser, UserError, check_writable, cli_entry, parse_size
 
 METHODS = ("target", "auto", "points")
 Pair = tuple[str, np.ndarray, np.ndarray]
@@ -66,6 +66,38 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--pairs must be at least 1, got {args.pairs}")
     if not (math.isfinite(args.interval) and 0 <= args.interval <= 3600):
         raise UserError(f"--interval must be 0 to 3600 seconds, got {args.interval}")
+
+
+def _same_place(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse outputs that cannot be written, or that would replace an input, before any work.
+
+    Why: ``-o`` or ``--overlay`` naming an input picture overwrote it with YAML or with the
+    overlay (the pictures are often the only copy of a calibration session), and an
+    unwritable place or a ``--overlay check.txt`` only failed after the whole registration.
+    """
+    from pf_stream.calibration.overlay import OVERLAY_SUFFIXES
+
+    outputs = [("-o", Path(args.output))]
+    if Path(args.output).suffix.lower() in IMAGE_SUFFIXES:
+        raise UserError(f"-o {args.output} is a picture name but the calibration is YAML: name it .yaml, e.g. -o rig.yaml")
+    if args.overlay:
+        if Path(args.overlay).suffix.lower() not in OVERLAY_SUFFIXES:
+            raise UserError(f"--overlay {args.overlay}: name it .png or .jpg, e.g. --overlay check.png")
+        outputs.append(("--overlay", Path(args.overlay)))
+    inputs = [(f"--{w}", Path(v)) for w, v in (("ir", args.ir), ("vis", args.vis)) if v] + ([("points file", Path(args.points_file))] if args.points_file else [])
+    for flag, out in outputs:
+        for what, given in inputs:
+            inside = given.is_dir() and _same_place(out.parent, given) and out.suffix.lower() in IMAGE_SUFFIXES
+            if _same_place(out, given) or inside:
+                raise UserError(f"{flag} {out} would overwrite the {what} input{' folder' if inside else ''}: choose another {flag}")
+        check_writable(out, flag)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -172,6 +204,7 @@ def _run_points(args) -> tuple[Calibration, Pair | None]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_numbers(args)
+    check_outputs(args)
     if args.points_file and args.method != "points":
         raise UserError(f"unexpected argument {args.points_file!r}: only --method points takes a file")
     run = {"target": _run_target, "auto": _run_auto, "points": _run_points}[args.method]

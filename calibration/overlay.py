@@ -34,12 +34,23 @@ def make_overlay(ir: np.ndarray, vis: np.ndarray, homography: np.ndarray, tiles:
     return np.hstack([cv2.cvtColor(mosaic, cv2.COLOR_GRAY2BGR), blend])
 
 
+OVERLAY_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
 def write_overlay(path: str | Path, ir: np.ndarray, vis: np.ndarray, homography: np.ndarray) -> None:
+    """Write the overlay atomically: encoded in memory, written beside, then renamed, so a
+    failure or Ctrl-C never leaves half a picture (or a truncated older one)."""
     path = Path(path)
+    if path.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise UserError(f"--overlay {path}: name it .png or .jpg")
+    ok, data = cv2.imencode(path.suffix.lower(), make_overlay(ir, vis, homography))
+    if not ok:
+        raise UserError(f"cannot encode overlay {path}: name it .png")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ok = cv2.imwrite(str(path), make_overlay(ir, vis, homography))
-    except (OSError, cv2.error) as exc:
-        raise UserError(f"cannot write overlay {path}: {exc}") from None
-    if not ok:
-        raise UserError(f"cannot write overlay {path}: use a .png or .jpg name in a writable folder")
+        tmp.write_bytes(data.tobytes())
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write overlay {path}: {exc.strerror or exc}; choose another --overlay") from None

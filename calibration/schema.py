@@ -120,10 +120,12 @@ def save_calibration(cal: Calibration, path: str | Path) -> None:
     }
     if cal.details:
         doc["details"] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in cal.details.items()}
+    text = "# pf-stream calibration: IR pixel -> VIS pixel (see calibration/schema.py)\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text("# pf-stream calibration: IR pixel -> VIS pixel (see calibration/schema.py)\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+        tmp.write_text(text)
         tmp.replace(path)
     except OSError as exc:
-        raise UserError(f"cannot write calibration to {path}: {exc.strerror}") from None
+        tmp.unlink(missing_ok=True)  # a failed rename (e.g. onto a folder) left it behind
+        raise UserError(f"cannot write calibration to {path}: {exc.strerror or exc}") from None

@@ -58,3 +58,68 @@ def test_bad_numbers_are_refused_before_the_run(board_folders, flag, value, word
     ir, vis = board_folders
     assert_user_error(pf_calibrate("--method", "auto", "--ir", ir, "--vis", vis, f"{flag}={value}", "-o", ir.parent / "never.yaml"), *words)
     assert not (ir.parent / "never.yaml").exists()
+
+
+def test_outputs_that_would_overwrite_an_input_are_refused(board_folders, tmp_path):
+    # -o naming the IR picture replaced it with YAML text; --overlay naming a VIS picture
+    # replaced it with the overlay.  The pictures are often the only copy of a session.
+    ir, vis = board_folders
+    before = {p: p.read_bytes() for p in [*ir.iterdir(), *vis.iterdir()]}
+    target = ["--method", "target", "--ir", ir, "--vis", vis]
+    assert_user_error(pf_calibrate(*target, "-o", ir / "pair0.png"), "-o")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.yaml", "--overlay", vis / "pair1.png"), "--overlay", "overwrite")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.yaml", "--overlay", ir / "check.png"), "--overlay", "folder")
+    single = ["--method", "target", "--ir", ir / "pair0.png", "--vis", vis / "pair0.png"]
+    assert_user_error(pf_calibrate(*single, "-o", tmp_path / "rig.yaml", "--overlay", vis / "pair0.png"), "--overlay", "--vis")
+    assert {p: p.read_bytes() for p in [*ir.iterdir(), *vis.iterdir()]} == before
+    assert not (tmp_path / "rig.yaml").exists()
+
+
+def test_unusable_outputs_are_refused_before_the_run(board_folders, tmp_path):
+    # Each of these failed only after the registration: --overlay check.txt with OpenCV's
+    # two-line "could not find a writer", -o to a folder leaving "folder.tmp" behind.
+    ir, vis = board_folders
+    target = ["--method", "target", "--ir", ir, "--vis", vis]
+    (tmp_path / "folder").mkdir()
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.yaml", "--overlay", tmp_path / "check.txt"), "--overlay", ".png")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.yaml", "--overlay", tmp_path / "folder"), "--overlay")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.yaml", "--overlay", tmp_path / "rig.yaml"), "--overlay", ".png")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "folder"), "-o", "folder")
+    assert_user_error(pf_calibrate(*target, "-o", tmp_path / "rig.png"), ".yaml")
+    if Path("/proc/self").is_dir():  # a place where no file can be created
+        assert_user_error(pf_calibrate(*target, "-o", "/proc/pf-calibrate-qa.yaml"), "-o")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not any((tmp_path / "folder").iterdir())
+
+
+def test_a_failed_run_keeps_the_previous_calibration(board_folders, tmp_path):
+    ir, vis = board_folders
+    good = tmp_path / "rig.yaml"
+    run = pf_calibrate("--method", "target", "--ir", ir, "--vis", vis, "-o", good, "--overlay", tmp_path / "check.png")
+    assert run.returncode == 0, run.stderr
+    kept, overlay = good.read_bytes(), (tmp_path / "check.png").read_bytes()
+    assert cv2.imread(str(tmp_path / "check.png")).shape == (480, 1280, 3)
+    # The same folders with the wrong board: no board found, nothing replaced.
+    assert_user_error(pf_calibrate("--method", "target", "--board", "7x5", "--ir", ir, "--vis", vis, "-o", good, "--overlay", tmp_path / "check.png"), "no 7x5 chessboard")
+    assert good.read_bytes() == kept and (tmp_path / "check.png").read_bytes() == overlay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.png", "rig.yaml"]
+
+
+def test_writers_leave_no_temporary_file_when_the_rename_fails(tmp_path):
+    # save_calibration onto a folder left "<name>.tmp" beside it; the overlay was written
+    # in place by cv2.imwrite (a Ctrl-C mid-write left half a picture).
+    from pf_stream.calibration.overlay import write_overlay
+    from pf_stream.calibration.schema import Calibration, save_calibration
+    from pf_stream.errors import UserError
+
+    for name in ("rig.yaml", "check.png"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "keep").write_text("x")  # a non-empty folder: the rename must fail
+    with pytest.raises(UserError, match="cannot write calibration"):
+        save_calibration(Calibration(np.eye(3), (64, 48), (64, 48)), tmp_path / "rig.yaml")
+    img = np.random.default_rng(0).integers(0, 255, (48, 64), dtype=np.uint8)
+    with pytest.raises(UserError, match="cannot write overlay"):
+        write_overlay(tmp_path / "check.png", img, img, np.eye(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.png", "rig.yaml"]
+    write_overlay(tmp_path / "ok.png", img, img, np.eye(3))
+    assert cv2.imread(str(tmp_path / "ok.png")).shape == (48, 128, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["check.png", "ok.png", "rig.yaml"]
