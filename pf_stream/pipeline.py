@@ -38,7 +38,7 @@ from pf_stream.normalise import Normaliser
 from pf_stream.pair import SIDES, Pair, Pairer
 from pf_stream.sinks.base import Sink
 from pf_stream.sinks.fanout import Fanout
-from pf_stream.sources import LIVE, Source, open_source
+from pf_stream.sources import LIVE, Source, open_source, redact_uri
 from pf_stream.stats import PipelineStats
 from pf_stream.view import compose, draw_overlay, output_size, to_bgr
 
@@ -61,6 +61,7 @@ class Pipeline:
         self.fanout: Fanout | None = None
         self.pairer: Pairer | None = None
         self.stop_reason = ""
+        self.error: str | None = None  # why the run could not go on (the CLI exits 1 with it)
         self.on_started: Callable[[], None] | None = None  # called once capture runs (the CLI shows its log then)
         self._seq = 0
 
@@ -234,6 +235,11 @@ class Pipeline:
             self.stop("every output failed")
             return True
         srcs = list(self.sources.values())
+        lost = [side for side, s in self.sources.items() if s.live and s.eos]
+        if lost:  # a camera/stream lost with --no-reconnect: NO SIGNAL forever would hide it from a supervisor
+            self.error = f"{lost[0]} source {redact_uri(self.sources[lost[0]].uri)} was lost and --no-reconnect is set"
+            self.stop(f"{lost[0]} source lost (--no-reconnect)")
+            return True
         if self.cfg.sources.exit_on_eos and any(s.eos for s in srcs):
             self.stop("a source ended (--exit-on-eos)")
             return True

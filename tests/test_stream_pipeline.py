@@ -302,6 +302,24 @@ def test_lost_camera_gives_no_signal_while_the_output_keeps_flowing(caplog):
     assert not (last[:30] == last[40:].mean()).all()  # the NO SIGNAL banner is on the picture
 
 
+def test_lost_camera_without_reconnect_ends_the_run_with_an_error():
+    """--no-reconnect: a lost camera used to leave the run going forever on the other side alone,
+    so a supervisor waiting for the process to fail never restarted it."""
+
+    def sources(uri, **kw):
+        if uri == "cam0":
+            return open_source(uri, capture_factory=lambda t, a: FakeCapture(width=64, height=48, fail_after=10), **kw)
+        return open_source(uri, **kw)
+
+    sink = CollectSink()
+    cfg = _config("cam0", "synthetic://?size=64x48&fps=30", duration_s=30.0, sources__reconnect=False)
+    pipeline = Pipeline(cfg, backend=MaxBackend(), sinks=[sink], source_factory=sources)
+    report = pipeline.run()
+    assert report["stop_reason"] == "ir source lost (--no-reconnect)", report["stop_reason"]
+    assert pipeline.error and "--no-reconnect" in pipeline.error
+    assert report["fused"] > 0 and sink.closed
+
+
 def test_a_slow_sink_drops_frames_but_never_slows_the_others():
     fast, slow = CollectSink("fast"), CollectSink("slow", delay=0.25)
     cfg = _config("synthetic://?size=64x48&fps=60", "synthetic://?size=64x48&fps=60", duration_s=1.5)

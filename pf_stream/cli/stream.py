@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         failed = "; ".join(f"{name}: {s['failed']}" for name, s in report.get("sinks", {}).items() if s.get("failed"))
         print(f"pf-stream: error: every output failed ({failed}); what was written before is kept", file=sys.stderr)
         return 1
+    if pipeline.error:  # e.g. a camera lost under --no-reconnect: a supervisor restarting on failure sees it
+        print(f"pf-stream: error: {pipeline.error}; the outputs are finalised up to the last frame", file=sys.stderr)
+        return 1
     return EXIT_INTERRUPTED if got["signal"] == signal.SIGINT else 0
 
 
