@@ -56,6 +56,7 @@ DENSE_MERGE_PX = 0.5  # work px: dense starts this close after the coarse levels
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
+MIN_WORK_SIDE = 16  # px: smallest side either picture may have at the working scale (input check)
 AGREEMENT = 2.0  # several pairs: accepted answers may lie this many self-check bars apart (see register_pairs)
 
 
@@ -98,9 +99,15 @@ def _prepare(ir: np.ndarray, vis: np.ndarray, work_size: int) -> _Work:
     vh, vw = vis.shape[:2]
     ih, iw = ir.shape[:2]
     sv = min(1.0, work_size / max(vw, vh))
-    vis_w = cv2.resize(vis, (round(vw * sv), round(vh * sv)), interpolation=cv2.INTER_AREA) if sv < 1 else vis
-    k = vis_w.shape[1] / iw  # IR resized so that equal fields of view give equal widths
-    ir_w = cv2.resize(ir, (round(iw * k), round(ih * k)), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    k = round(vw * sv) / iw  # IR resized so that equal fields of view give equal widths
+    sides = (round(vw * sv), round(vh * sv), round(iw * k), round(ih * k))
+    if min(sides) < MIN_WORK_SIDE:  # an input check: cv2.resize failed on a 0-px side with a traceback
+        raise RegistrationRefused(
+            f"refused: IR {iw}x{ih} and VIS {vw}x{vh} differ too much in shape to register at a {work_size} px working size "
+            f"(IR {sides[2]}x{sides[3]}, VIS {sides[0]}x{sides[1]} there): crop them to similar fields of view, or use --method target"
+        )
+    vis_w = cv2.resize(vis, sides[:2], interpolation=cv2.INTER_AREA) if sv < 1 else vis
+    ir_w = cv2.resize(ir, sides[2:], interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
     prior = np.eye(3)
     prior[1, 2] = (vis_w.shape[0] - ir_w.shape[0]) / 2.0
     return _Work(ir_w, vis_w, scale_matrix(k), scale_matrix(1.0 / sv), prior)

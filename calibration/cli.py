@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, project, rms_error
-from pf_stream.calibration.images import IMAGE_SUFFIXES, read_gray
+from pf_stream.calibration.images import IMAGE_SUFFIXES, check_size, read_gray
 from pf_stream.calibration.schema import Calibration, save_calibration
 from pf_stream.errors import ArgumentParser, UserError, check_writable, cli_entry, parse_size
 
@@ -131,6 +131,8 @@ def load_pairs(ir: str | None, vis: str | None, live_count: int, interval: float
 
 
 def _sizes(pairs: list[Pair]) -> tuple[tuple[int, int], tuple[int, int]]:
+    for name, ir, vis in pairs:  # pictures were checked when read; live frames are checked here
+        check_size(ir, f"IR of {name}"), check_size(vis, f"VIS of {name}")
     ir_sizes = {(p[1].shape[1], p[1].shape[0]) for p in pairs}
     vis_sizes = {(p[2].shape[1], p[2].shape[0]) for p in pairs}
     if len(ir_sizes) > 1 or len(vis_sizes) > 1:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -11,6 +14,7 @@ from pf_stream.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"}
 BLANK_STD = 1.0  # gray levels: below this a picture carries no structure to calibrate on
+MIN_SIDE = 16  # px: OpenCV's detectors and resizes fail (with a traceback) on pictures of a few pixels
 
 
 def to_gray8(image: np.ndarray) -> np.ndarray:
@@ -37,12 +41,48 @@ def check_not_blank(gray: np.ndarray, what: str) -> np.ndarray:
     return gray
 
 
+def check_size(gray: np.ndarray, what: str) -> np.ndarray:
+    h, w = gray.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise UserError(f"{what} is {w}x{h} px, too small to calibrate on: give pictures at least {MIN_SIDE}x{MIN_SIDE}")
+    return gray
+
+
+def _decode(data: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """cv2.imdecode, with what the codec libraries print on the C stderr captured.
+
+    Why: libjpeg reports a truncated file ("Premature end of JPEG file") by printing
+    straight to file descriptor 2, beside our one-line error, and imread then returned the
+    half picture padded with gray as if nothing were wrong.  imdecode refuses it.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            image = None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        said = log.read().decode(errors="replace").strip()
+    return image, said
+
+
 def read_gray(path: str | Path, what: str) -> np.ndarray:
-    """Read a picture as gray uint8 (16-bit kept until the stretch); never returns blank."""
+    """Read a picture as gray uint8 (16-bit kept until the stretch); never blank or tiny."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    image, said = _decode(data) if data.size else (None, "")
     if image is None:
-        raise UserError(f"{what} {path} is not a picture OpenCV can read (use PNG, JPEG, TIFF, ...)")
-    return check_not_blank(to_gray8(image), f"{what} {path}")
+        raise UserError(f"{what} {path} is not a picture OpenCV can read, or is cut short or damaged: copy it again (PNG, JPEG, TIFF, ...)")
+    if said:  # decoded, but the codec had something to say (e.g. a libpng colour-profile note)
+        print(f"pf-calibrate: warning: {what} {path}: {' '.join(said.split())}", file=sys.stderr)
+    return check_size(check_not_blank(to_gray8(image), f"{what} {path}"), f"{what} {path}")

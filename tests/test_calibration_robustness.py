@@ -123,3 +123,43 @@ def test_writers_leave_no_temporary_file_when_the_rename_fails(tmp_path):
     write_overlay(tmp_path / "ok.png", img, img, np.eye(3))
     assert cv2.imread(str(tmp_path / "ok.png")).shape == (48, 128, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["check.png", "ok.png", "rig.yaml"]
+
+
+def _scene(size=(320, 240), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full(size[::-1], 90, np.uint8)
+    for _ in range(12):
+        x, y = (int(v) for v in rng.integers(0, size[0], 2))
+        cv2.rectangle(img, (x, y % size[1]), (x + 40, y % size[1] + 30), int(rng.integers(0, 255)), -1)
+    return img
+
+
+def test_tiny_and_damaged_pictures_are_one_line(tmp_path):
+    # 2x2 and 8x1 pictures were cv2.error tracebacks (adaptiveThreshold, resize); a JPEG cut
+    # short printed libjpeg's "Premature end of JPEG file" beside the error and was read as
+    # half a picture padded with gray.
+    scene = tmp_path / "scene.png"
+    cv2.imwrite(str(scene), _scene())
+    cv2.imwrite(str(tmp_path / "2x2.png"), np.array([[0, 255], [255, 0]], np.uint8))
+    cv2.imwrite(str(tmp_path / "8x1.png"), np.array([[0, 255] * 4], np.uint8))
+    jpeg = cv2.imencode(".jpg", _scene((640, 480), seed=1))[1].tobytes()
+    (tmp_path / "cut.jpg").write_bytes(jpeg[: len(jpeg) * 8 // 10])
+    (tmp_path / "empty.png").write_bytes(b"")
+    for method in ("target", "auto"):
+        assert_user_error(pf_calibrate("--method", method, "--ir", tmp_path / "2x2.png", "--vis", scene), "2x2", "too small")
+        assert_user_error(pf_calibrate("--method", method, "--ir", scene, "--vis", tmp_path / "8x1.png"), "8x1", "too small")
+    for bad in ("cut.jpg", "empty.png"):
+        assert_user_error(pf_calibrate("--method", "auto", "--ir", tmp_path / bad, "--vis", scene), bad, "damaged")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2x2.png", "8x1.png", "cut.jpg", "empty.png", "scene.png"]
+
+
+def test_auto_refuses_pictures_of_very_different_shape(tmp_path):
+    # IR 4000x16 against VIS 320x240: the IR is 1 px high at the working scale, and
+    # cv2.resize failed with a traceback.
+    cv2.imwrite(str(tmp_path / "strip.png"), cv2.resize(_scene(), (4000, 16)))
+    cv2.imwrite(str(tmp_path / "scene.png"), _scene())
+    assert_user_error(pf_calibrate("--method", "auto", "--ir", tmp_path / "strip.png", "--vis", tmp_path / "scene.png", "-o", tmp_path / "rig.yaml"),
+                      "differ too much in shape", "--method target")
+    assert_user_error(pf_calibrate("--method", "auto", "--ir", tmp_path / "scene.png", "--vis", tmp_path / "strip.png", "-o", tmp_path / "rig.yaml"),
+                      "differ too much in shape")
+    assert not (tmp_path / "rig.yaml").exists()
