@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, project, rms_error
+from pf_stream.calibration.geometry import MIN_POINTS, MODELS, fit_model, folds, project, rms_error
 from pf_stream.calibration.images import IMAGE_SUFFIXES, check_size, read_gray
 from pf_stream.calibration.schema import Calibration, save_calibration
 from pf_stream.errors import ArgumentParser, UserError, check_writable, cli_entry, parse_size
@@ -189,6 +189,9 @@ def _run_points(args) -> tuple[Calibration, Pair | None]:
     if not ir_size or not vis_size:
         raise UserError("--method points needs both image sizes: --ir-size WxH --vis-size WxH, ir_size/vis_size in the YAML, or --ir/--vis pictures")
     h, _ = fit_model(pts.ir, pts.vis, args.model)
+    if folds(h, tuple(ir_size)):
+        # Four clicked pairs with two rows swapped fit such a transform exactly (exit 0 before).
+        raise UserError(f"the {args.model} through these points sends part of the IR picture to infinity (folds it over): check {args.points_file} for swapped or mislabelled rows")
     error = None
     if len(pts.ir) > MIN_POINTS[args.model]:
         error = rms_error(h, pts.ir, pts.vis)
@@ -211,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"unexpected argument {args.points_file!r}: only --method points takes a file")
     run = {"target": _run_target, "auto": _run_auto, "points": _run_points}[args.method]
     cal, pair = run(args)
+    if folds(cal.homography, cal.ir_size):  # pf-stream refuses to load such a file (schema.py)
+        raise UserError(f"the {cal.model} found sends part of the IR picture to infinity (folds it over): the pictures do not show one scene; nothing written")
     if args.overlay:
         if pair is None:
             raise UserError("--overlay needs the pictures: give --ir and --vis")

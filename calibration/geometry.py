@@ -35,6 +35,18 @@ def corner_error(h_a: np.ndarray, h_b: np.ndarray, size: tuple[int, int]) -> flo
     return float(np.linalg.norm(project(h_a, c) - project(h_b, c), axis=1).mean())
 
 
+def folds(h: np.ndarray, size: tuple[int, int]) -> bool:
+    """True when ``h`` sends part of a ``size`` = (width, height) picture through infinity.
+
+    The projective denominator h20 x + h21 y + h22 is linear, so over the picture it keeps
+    one sign exactly when it has that sign at all four corners.  A sign change means the
+    picture is torn along a line mapped to infinity and its far side folded over: no
+    camera pair sees that, but four point pairs with two rows swapped fit it exactly.
+    """
+    w = image_corners(size) @ h[2, :2] + h[2, 2]
+    return not (np.all(w > 0) or np.all(w < 0))
+
+
 def random_homography(size: tuple[int, int], rng: np.random.Generator, fraction: float = 0.02) -> np.ndarray:
     """A homography moving each image corner by up to ``fraction`` of the width."""
     src = image_corners(size).astype(np.float32)
@@ -73,7 +85,7 @@ def fit_model(src: np.ndarray, dst: np.ndarray, model: str, ransac_px: float | N
     else:
         h, mask = _least_squares(src, dst, model), None
     if h is None or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
-        raise UserError(f"the point pairs do not determine a {model} (are they all on one line?)")
+        raise UserError(f"the point pairs do not determine one {model} transform (are they all on one line, or repeated?)")
     mask = np.ones(len(src), bool) if mask is None else mask.ravel().astype(bool)
     return normalise(h), mask
 

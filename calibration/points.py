@@ -55,14 +55,28 @@ def _size(value, key: str, path: Path) -> tuple[int, int] | None:
     return int(value[0]), int(value[1])
 
 
+def _delimiter(text: str) -> str:
+    """',' unless the first line that is not a comment uses ';' or tabs and no commas
+    (spreadsheets in many locales save CSV with ';'; that line was taken as a header)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            if "," not in line:
+                return ";" if ";" in line else "\t" if "\t" in line else ","
+            break
+    return ","
+
+
 def _from_csv(text: str, path: Path) -> list[list[float]]:
-    rows = []
-    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+    rows, seen_first = [], False
+    for number, cells in enumerate(csv.reader(io.StringIO(text), delimiter=_delimiter(text)), start=1):
         cells = [c.strip() for c in cells]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
-        if number == 1 and not _is_number(cells[0]):
-            continue  # header
+        if not seen_first and not any(_is_number(c) for c in cells):
+            seen_first = True
+            continue  # header: only a first line with no number at all (a typo in data is an error)
+        seen_first = True
         rows.append(_row(cells, f"{path} line {number}"))
     return rows
 
@@ -80,7 +94,7 @@ def read_points(path: str | Path) -> PointPairs:
     if not path.is_file():
         raise UserError(f"points file {path} not found")
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a BOM made the first pair look like a header
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read points file {path}: {exc}") from None
     ir_size = vis_size = None

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from pf_stream.calibration.geometry import folds
 from pf_stream.errors import UserError, read_yaml
 
 SCHEMA_VERSION = 1
@@ -74,9 +75,12 @@ def load_calibration(path: str | Path) -> Calibration:
         h = np.zeros(0)
     if h.shape != (3, 3) or not np.all(np.isfinite(h)) or abs(np.linalg.det(h)) < 1e-12:
         raise UserError(f"{path}: 'homography' must be an invertible 3x3 matrix of numbers")
+    ir_size = _size(data.get("ir_size"), "ir_size", path)
+    if folds(h, ir_size):  # pf-stream would warp a torn, folded picture without a word
+        raise UserError(f"{path}: 'homography' sends part of the {ir_size[0]}x{ir_size[1]} IR picture to infinity: re-run pf-calibrate, or fix the file")
     return Calibration(
         homography=h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h,
-        ir_size=_size(data.get("ir_size"), "ir_size", path),
+        ir_size=ir_size,
         vis_size=_size(data.get("vis_size"), "vis_size", path),
         method=str(data.get("method", "points")),
         error_px=_number(data.get("error_px"), "error_px", path),

@@ -163,3 +163,47 @@ def test_auto_refuses_pictures_of_very_different_shape(tmp_path):
     assert_user_error(pf_calibrate("--method", "auto", "--ir", tmp_path / "scene.png", "--vis", tmp_path / "strip.png", "-o", tmp_path / "rig.yaml"),
                       "differ too much in shape")
     assert not (tmp_path / "rig.yaml").exists()
+
+
+def _points_run(tmp_path, name: str, content: bytes, *extra):
+    f = tmp_path / name
+    f.write_bytes(content)
+    out = tmp_path / f"{name}.yaml"
+    return pf_calibrate("--method", "points", f, "--ir-size", "640x512", "--vis-size", "640x512", "-o", out, *extra), out
+
+
+SQUARE = [(0, 0), (600, 0), (600, 500), (0, 500), (300, 200)]  # IR = VIS: the identity
+
+
+def test_points_csv_with_a_bom_or_semicolons_keeps_every_pair(tmp_path):
+    # A UTF-8 BOM (Excel's "CSV UTF-8") made the first pair look like a header: it was
+    # dropped without a word.  A ';'-separated file lost its first row the same way and
+    # then failed naming line 2.
+    from pf_stream.calibration.schema import load_calibration
+
+    rows = "".join(f"{x},{y},{x},{y}\n" for x, y in SQUARE)
+    for name, content in (("bom.csv", b"\xef\xbb\xbf" + rows.encode()), ("semi.csv", rows.replace(",", ";").encode()),
+                          ("tabs.csv", rows.replace(",", "\t").encode()), ("header_semi.csv", ("ir_x;ir_y;vis_x;vis_y\n" + rows.replace(",", ";")).encode())):
+        run, out = _points_run(tmp_path, name, content)
+        assert run.returncode == 0, run.stderr
+        assert load_calibration(out).details["pairs"] == 5, name
+    # A first row with a typo is not a header: it is an error naming line 1.
+    run, _ = _points_run(tmp_path, "typo.csv", ("1O,2,3,4\n" + rows).encode())
+    assert_user_error(run, "line 1", "1O")
+
+
+def test_points_that_fold_the_picture_are_refused(tmp_path):
+    # Two rows swapped: four pairs fit a homography exactly, one that sends a band of the IR
+    # picture to infinity.  It was written with exit 0, and pf-stream loaded it.
+    swapped = [(0, 0, 0, 0), (600, 0, 600, 500), (600, 500, 600, 0), (0, 500, 0, 500)]
+    run, out = _points_run(tmp_path, "swapped.csv", "".join(f"{a},{b},{c},{d}\n" for a, b, c, d in swapped).encode())
+    assert_user_error(run, "infinity", "swapped")
+    assert not out.exists()
+    # The same transform written by hand is refused by the reader pf-stream uses.
+    from pf_stream.calibration.schema import load_calibration
+    from pf_stream.errors import UserError
+
+    h = cv2.getPerspectiveTransform(np.float32([r[:2] for r in swapped]), np.float32([r[2:] for r in swapped]))
+    (tmp_path / "hand.yaml").write_text(f"homography: {h.tolist()}\nir_size: [640, 512]\nvis_size: [640, 512]\n")
+    with pytest.raises(UserError, match="infinity"):
+        load_calibration(tmp_path / "hand.yaml")
