@@ -516,3 +516,32 @@ def test_rtsp_read_that_ends_in_the_timeout_is_a_loss_not_a_frame(monkeypatch):
             time.sleep(0.02)
     assert src.state == EOS  # lost, and (reconnect off) ended
     assert len(frames) == 2  # read 1 went to open() for the size; read 4 hit the timeout
+
+
+def test_rtsp_refusals_say_why_wrong_password_wrong_path_nobody_there():
+    """All three used to read "cannot connect ... within 5 s (server up? path right?)", even when
+    the server answered at once that the password was wrong."""
+    pytest.importorskip("gi", reason="PyGObject is not installed: no RTSP server to read from")
+    from pf_stream.sinks.rtsp import RtspSink
+    from pf_stream.sinks.rtsp_url import parse_rtsp_url
+
+    server = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/cam"), user="bob", password="Secret-42")
+    server.open(96, 64, 30)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    cases = {
+        f"rtsp://bob:wrong-pw@127.0.0.1:{server.port}/cam": "401",
+        f"rtsp://127.0.0.1:{server.port}/cam": "401",
+        f"rtsp://bob:Secret-42@127.0.0.1:{server.port}/nothere": "404",
+        f"rtsp://127.0.0.1:{free}/cam": "connection refused",
+    }
+    try:
+        for uri, says in cases.items():
+            with pytest.raises(UserError) as err:
+                open_source(uri + "?timeout_s=4", role="ir").start()
+            msg = str(err.value)
+            assert says in msg and "within" not in msg, msg
+            assert "wrong-pw" not in msg and "Secret-42" not in msg, msg
+    finally:
+        server.close()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pf_stream.errors import UserError
-from pf_stream.sources.base import Source, SourceLost, redact_uri
+from pf_stream.sources.base import Source, SourceLost
 
 _ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _env_lock = threading.Lock()  # the options travel through a process-wide variable
@@ -48,6 +48,7 @@ class RtspSource(Source):
         # FFmpeg's own log ("[tcp @ 0x...] Connection refused") would add raw lines beside our
         # one-line error and the NO SIGNAL log; set OPENCV_FFMPEG_LOGLEVEL yourself to see it.
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        t0 = time.monotonic()
         with _env_lock:
             previous = os.environ.get(_ENV)
             os.environ[_ENV] = ffmpeg_options(self.transport)
@@ -60,9 +61,28 @@ class RtspSource(Source):
                     os.environ[_ENV] = previous
         if not cap.isOpened():
             cap.release()
-            raise SourceLost(f"cannot connect to {redact_uri(self.url)} within {self.timeout_ms / 1000:.0f} s (server up? path right?)")
+            raise SourceLost(f"cannot connect: {self._why_not_opened(time.monotonic() - t0)}")
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._cap = cap
+
+    def _why_not_opened(self, took_s: float) -> str:
+        """OpenCV only says "not opened"; a quick refusal has a reason FFmpeg (through PyAV) can name:
+        a wrong password and a wrong path read very differently to the user than a server that is down."""
+        if took_s >= 0.9 * self.timeout_ms / 1000:
+            return f"no answer within {self.timeout_ms / 1000:g} s (server up? network?)"
+        import av
+
+        try:
+            av.open(self.url, options={"rtsp_transport": self.transport}, timeout=(2.0, 2.0)).close()
+        except av.error.HTTPUnauthorizedError:
+            return "the server refused the login (401 Unauthorized): put the right user and password in the URL, rtsp://USER:PASSWORD@HOST:PORT/PATH"
+        except av.error.HTTPNotFoundError:
+            return "the server has no stream at this path (404 Not Found): check the path"
+        except ConnectionRefusedError:
+            return "connection refused (is the server running? is the port right?)"
+        except (av.error.FFmpegError, OSError) as exc:  # the message may quote the URL: keep only its first words
+            return f"{getattr(exc, 'strerror', None) or type(exc).__name__} (server up? path right?)"
+        return "the stream opened in FFmpeg but not in OpenCV (not a video stream OpenCV can decode?)"
 
     def _read(self) -> np.ndarray:
         t0 = time.monotonic()
