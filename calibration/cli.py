@@ -103,28 +103,48 @@ def check_outputs(args: argparse.Namespace) -> None:
 # --- inputs --------------------------------------------------------------------------------
 
 
-def _folder_pairs(ir_dir: Path, vis_dir: Path) -> list[Pair]:
-    def pictures(d: Path) -> dict[str, Path]:
-        return {p.stem: p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+def _pictures(folder: Path, what: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in found:  # which one would pair was up to the file system's order
+                raise UserError(f"{what} folder {folder} holds two pictures named {p.stem!r} ({found[p.stem].name}, {p.name}): pairs are matched by name, keep one")
+            found[p.stem] = p
+    return found
 
-    ir_files, vis_files = pictures(ir_dir), pictures(vis_dir)
+
+def _folder_pairs(ir_dir: Path, vis_dir: Path) -> list[Pair]:
+    ir_files, vis_files = _pictures(ir_dir, "IR"), _pictures(vis_dir, "VIS")
     common = sorted(ir_files.keys() & vis_files.keys())
     if not common:
         raise UserError(f"no picture names in common between {ir_dir} ({len(ir_files)} pictures) and {vis_dir} ({len(vis_files)}): pairs are matched by file name")
+    alone = [f"IR {n}" for n in sorted(ir_files.keys() - vis_files.keys())] + [f"VIS {n}" for n in sorted(vis_files.keys() - ir_files.keys())]
+    if alone:  # they used to be left out without a word
+        more = f" and {len(alone) - 5} more" if len(alone) > 5 else ""
+        print(f"pf-calibrate: warning: {len(alone)} pictures have no partner of the same name, left out: {', '.join(alone[:5])}{more}", file=sys.stderr)
     return [(name, read_gray(ir_files[name], "IR picture"), read_gray(vis_files[name], "VIS picture")) for name in common]
+
+
+def _kind(text: str) -> str:
+    path = Path(text)
+    if path.is_dir():
+        return "folder"
+    if "://" not in text and path.suffix.lower() in IMAGE_SUFFIXES:
+        return "picture"
+    return "live source"
 
 
 def load_pairs(ir: str | None, vis: str | None, live_count: int, interval: float, accept=None) -> list[Pair]:
     """(name, ir_gray, vis_gray) pairs from pictures, folders, or live sources."""
     if not ir or not vis:
         raise UserError("give both --ir and --vis (pictures, folders, or live sources)")
-    ir_p, vis_p = Path(ir), Path(vis)
-    if ir_p.is_dir() and vis_p.is_dir():
-        return _folder_pairs(ir_p, vis_p)
-    if ir_p.suffix.lower() in IMAGE_SUFFIXES or vis_p.suffix.lower() in IMAGE_SUFFIXES:
-        return [(ir_p.name, read_gray(ir_p, "IR picture"), read_gray(vis_p, "VIS picture"))]
-    if ir_p.is_dir() != vis_p.is_dir():
-        raise UserError("--ir and --vis must both be folders, both pictures, or both live sources")
+    ir_kind, vis_kind = _kind(ir), _kind(vis)
+    if ir_kind != vis_kind:  # was "VIS picture synthetic: not found" for --ir a.png --vis synthetic://
+        raise UserError(f"--ir {ir} is a {ir_kind} but --vis {vis} a {vis_kind}: give two pictures, two folders, or two live sources")
+    if ir_kind == "folder":
+        return _folder_pairs(Path(ir), Path(vis))
+    if ir_kind == "picture":
+        return [(Path(ir).name, read_gray(ir, "IR picture"), read_gray(vis, "VIS picture"))]
     from pf_stream.calibration.live import grab_pairs
 
     return grab_pairs(ir, vis, live_count, interval=interval, accept=accept)

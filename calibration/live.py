@@ -17,14 +17,20 @@ import numpy as np
 
 from pf_stream.calibration.images import to_gray8
 from pf_stream.errors import UserError
+from pf_stream.sources.base import redact_uri
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 
 
-def _default_opener(uri: str):
+def _default_opener(uri: str, role: str):
+    import cv2
+
     from pf_stream.sources import open_source  # lazy: pulls in camera/RTSP back-ends
 
-    return open_source(uri)
+    # OpenCV's own C++ warnings ("[ WARN:0] ... can't be used to capture by name") would
+    # print beside the one-line error when a source cannot be opened (as in pf-stream).
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return open_source(uri, role=role)
 
 
 def grab_pairs(
@@ -41,10 +47,11 @@ def grab_pairs(
     """``count`` gray (name, ir, vis) pairs; a source that gives no frame is a UserError."""
     if count < 1:
         raise UserError(f"--pairs must be at least 1, got {count}")
-    opener = opener or _default_opener
     max_tries = max_tries or 10 * count
     pairs: list[Pair] = []
-    with opener(ir_uri) as ir_src, opener(vis_uri) as vis_src:
+    ir_open = opener or (lambda uri: _default_opener(uri, "IR"))  # the role names the source in errors
+    vis_open = opener or (lambda uri: _default_opener(uri, "VIS"))
+    with ir_open(ir_uri) as ir_src, vis_open(vis_uri) as vis_src:
         for attempt in range(max_tries):
             if attempt:
                 sleep(interval)
@@ -52,7 +59,7 @@ def grab_pairs(
             for what, uri, src in (("IR", ir_uri, ir_src), ("VIS", vis_uri, vis_src)):
                 frame = src.read(timeout)
                 if frame is None:
-                    raise UserError(f"no {what} frame from {uri} within {timeout:g} s: is the source running?")
+                    raise UserError(f"no {what} frame from {redact_uri(uri)} within {timeout:g} s: is the source running?")
                 frames.append(to_gray8(frame.image))
             ir, vis = frames
             if accept is not None and not accept(ir, vis):

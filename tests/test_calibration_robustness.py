@@ -207,3 +207,49 @@ def test_points_that_fold_the_picture_are_refused(tmp_path):
     (tmp_path / "hand.yaml").write_text(f"homography: {h.tolist()}\nir_size: [640, 512]\nvis_size: [640, 512]\n")
     with pytest.raises(UserError, match="infinity"):
         load_calibration(tmp_path / "hand.yaml")
+
+
+def test_mixed_inputs_and_folder_pairing_say_what_is_wrong(board_folders, tmp_path):
+    ir, vis = board_folders
+    # Was "VIS picture synthetic: not found" and "IR picture <folder> not found".
+    assert_user_error(pf_calibrate("--method", "auto", "--ir", ir / "pair0.png", "--vis", "synthetic://"), "picture", "live source")
+    assert_user_error(pf_calibrate("--method", "auto", "--ir", ir, "--vis", vis / "pair0.png"), "folder", "picture")
+    # Pictures without a partner were left out without a word.
+    (tmp_path / "ir").mkdir(), (tmp_path / "vis").mkdir()
+    for name in ("pair0", "pair1"):
+        (tmp_path / "ir" / f"{name}.png").write_bytes((ir / f"{name}.png").read_bytes())
+        (tmp_path / "vis" / f"{name}.png").write_bytes((vis / f"{name}.png").read_bytes())
+    (tmp_path / "ir" / "lonely.png").write_bytes((ir / "pair2.png").read_bytes())
+    run = pf_calibrate("--method", "target", "--ir", tmp_path / "ir", "--vis", tmp_path / "vis", "-o", tmp_path / "rig.yaml")
+    assert run.returncode == 0, run.stderr
+    assert "no partner" in run.stderr and "IR lonely" in run.stderr
+    # Two VIS pictures with one name: which one paired depended on the directory order.
+    (tmp_path / "vis" / "pair1.jpg").write_bytes(cv2.imencode(".jpg", cv2.imread(str(vis / "pair2.png")))[1].tobytes())
+    assert_user_error(pf_calibrate("--method", "target", "--ir", tmp_path / "ir", "--vis", tmp_path / "vis", "-o", tmp_path / "rig2.yaml"), "pair1.jpg", "pair1.png")
+
+
+def test_live_source_errors_name_the_camera_and_hide_passwords():
+    # Was "rtsp://... source rtsp://...: ..." after a raw "[ WARN:0@0.04] global cap.cpp..." line
+    # from OpenCV, with the password of the URL in clear.
+    line = assert_user_error(pf_calibrate("--method", "auto", "--ir", "rtsp://user:secret@127.0.0.1:1/x", "--vis", "synthetic://"), "IR source")
+    assert "secret" not in line
+
+
+def test_auto_from_synthetic_sources_feeds_pf_stream(tmp_path):
+    """pf-calibrate from two live (synthetic) sources, then pf-stream --calib with the YAML,
+    as written and hand-edited to other sizes (pf-stream rescales and says so)."""
+    from pf_stream.calibration.geometry import corner_error
+    from pf_stream.calibration.schema import load_calibration
+
+    rig = tmp_path / "rig.yaml"
+    run = pf_calibrate("--method", "auto", "--ir", "synthetic://?size=320x256", "--vis", "synthetic://?size=320x256", "--interval", "0", "-o", rig)
+    assert run.returncode == 0, run.stderr
+    cal = load_calibration(rig)
+    assert corner_error(cal.homography, np.eye(3), cal.ir_size) < 1.0  # both render one scene, IR and VIS looks
+    stream = [sys.executable, "-m", "pf_stream.cli.stream", "--ir", "synthetic://?size=320x256", "--vis", "synthetic://?size=320x256",
+              "--frames", "3", "--null", "--model", "classic"]
+    done = subprocess.run([*stream, "--calib", rig], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "edited.yaml").write_text(rig.read_text().replace("ir_size: [320, 256]", "ir_size: [640, 512]"))
+    done = subprocess.run([*stream, "--calib", tmp_path / "edited.yaml"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0 and "rescaling" in done.stderr, done.stderr
