@@ -30,8 +30,12 @@ class FusedFrame:
     image: HxWx3 BGR uint8 (what the viewer sees: fused, side-by-side or quad view).
     timestamp: capture timestamp of the older frame of the pair (for glass-to-glass latency).
     seq: output sequence number.
+    media_time: offline runs (``--no-realtime``) only: seconds into the source files. Frames are
+        then read as fast as fusion goes, so read times say nothing about when a frame belongs;
+        a recording is timed by this instead.
     """
 
     image: np.ndarray
     timestamp: float
     seq: int
+    media_time: float | None = None

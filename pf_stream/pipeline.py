@@ -288,7 +288,14 @@ class Pipeline:
         st.stage("fuse", t3 - t2)
         image = compose(mode, fused_bgr, ir_aligned, vis_bgr, self.vis_size, self.cfg.view.labels)
         st.stage("compose", time.monotonic() - t3)
-        return FusedFrame(image=image, timestamp=min(pair.ir.timestamp, pair.vis.timestamp), seq=0)
+        return FusedFrame(image=image, timestamp=min(pair.ir.timestamp, pair.vis.timestamp), seq=0,
+                          media_time=self._media_time("vis", pair.vis))
+
+    def _media_time(self, side: str, frame: Frame) -> float | None:
+        """Offline (FIFO) runs: where the frame sits in its file, so a recording plays at the files'
+        rate, not at the speed fusion happened to run."""
+        period = self.sources[side].period_s
+        return frame.seq * period if self.pairer.by == "sequence" and period else None
 
     def _check_device_sizes(self, ir8: np.ndarray) -> None:
         """A camera that came back at another size: re-derive the homography the device warps with."""
@@ -306,7 +313,7 @@ class Pipeline:
         else:
             vis_bgr = self._vis_bgr(frame.image)
         image = compose(self.cfg.view.mode, None, ir8, vis_bgr, self.vis_size, self.cfg.view.labels)
-        return FusedFrame(image=image, timestamp=frame.timestamp, seq=0)
+        return FusedFrame(image=image, timestamp=frame.timestamp, seq=0, media_time=self._media_time(side, frame))
 
     def _vis_bgr(self, image: np.ndarray) -> np.ndarray:
         bgr = to_bgr(image)

@@ -417,3 +417,29 @@ def test_pipeline_bench_reports_the_promised_fields(tmp_path):
     import json
 
     assert json.loads(out.read_text())["frames"] == result["frames"]
+
+
+def test_offline_recording_plays_at_the_files_rate_not_at_the_fusion_speed(tmp_path):
+    """--no-realtime --record: the recording was timed by when each frame happened to be fused, so
+    a model slower than the files played back in slow motion (a 5.0 s clip became 6.5 s with lite
+    on 2 CPU cores)."""
+    import av
+
+    from pf_stream.sinks.record import RecordSink
+
+    write_video(tmp_path / "ir.mp4", 12, size=(64, 48), fps=20, gray=True)
+    write_video(tmp_path / "vi.mp4", 12, size=(64, 48), fps=20)
+
+    class SlowBackend(MaxBackend):
+        def fuse(self, ir, vis):
+            time.sleep(0.1)  # 10 fps of fusion for 20 fps files
+            return super().fuse(ir, vis)
+
+    out = tmp_path / "offline.mp4"
+    cfg = _config(str(tmp_path / "ir.mp4"), str(tmp_path / "vi.mp4"), sources__realtime=False)
+    report = Pipeline(cfg, backend=SlowBackend(), sinks=[RecordSink(out)]).run()
+    assert report["fused"] == 12
+    with av.open(str(out)) as container:
+        times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    assert len(times) == 12
+    assert times[-1] - times[0] == pytest.approx(11 / 20, abs=0.002)  # the files' 0.55 s, not ~1.1 s

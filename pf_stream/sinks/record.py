@@ -102,9 +102,10 @@ class RecordSink(Sink):
         w, h = self._size
         if image.shape[1] != w or image.shape[0] != h:
             image = image[:h, :w]
+        at = frame.media_time if frame.media_time is not None else frame.timestamp  # offline: the files' own time
         if self._t0 is None:
-            self._t0 = frame.timestamp
-        pts = max(int(round((frame.timestamp - self._t0) * 1000.0)), self._last_pts + 1)  # strictly increasing
+            self._t0 = at
+        pts = max(int(round((at - self._t0) * 1000.0)), self._last_pts + 1)  # strictly increasing
         self._last_pts = pts
         vf = av.VideoFrame.from_ndarray(image, format="bgr24")
         vf.pts, vf.time_base = pts, TIME_BASE
