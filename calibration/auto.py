@@ -342,7 +342,8 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
         return result, None
     # A simpler model does not help an empty half (its corners are extrapolated all the
     # same), so that refusal carries its own advice.
-    advice = "" if "; " in failed else "; try a scene with more shared structure, --model affine, or --method target"
+    simpler = ", --model affine" if opts.model == "homography" else ""  # not advice to give an affine run
+    advice = "" if "; " in failed else f"; try a scene with more shared structure{simpler}, or --method target"
     return result, f"refused: {failed}{advice}"
 
 

@@ -208,6 +208,10 @@ def _run_points(args) -> tuple[Calibration, Pair | None]:
     vis_size = parse_size(args.vis_size) if args.vis_size else pts.vis_size or (pair and (pair[2].shape[1], pair[2].shape[0]))
     if not ir_size or not vis_size:
         raise UserError("--method points needs both image sizes: --ir-size WxH --vis-size WxH, ir_size/vis_size in the YAML, or --ir/--vis pictures")
+    if pair is not None:  # the YAML would describe other pictures than the overlay shows
+        for what, given, img in (("IR", ir_size, pair[1]), ("VIS", vis_size, pair[2])):
+            if tuple(given) != (img.shape[1], img.shape[0]):
+                raise UserError(f"the {what} size {given[0]}x{given[1]} (from --{what.lower()}-size or the points file) differs from the {what} picture's {img.shape[1]}x{img.shape[0]}: drop one of them")
     h, _ = fit_model(pts.ir, pts.vis, args.model)
     if folds(h, tuple(ir_size)):
         # Four clicked pairs with two rows swapped fit such a transform exactly (exit 0 before).

@@ -36,8 +36,10 @@ class PointPairs:
 
 
 def _row(values, where: str) -> list[float]:
-    if isinstance(values, dict):
-        values = list(values.get("ir") or []) + list(values.get("vis") or [])
+    if isinstance(values, dict):  # {ir: [x, y], vis: [x, y]}: 1 + 3 numbers made a pair too
+        ir, vis = values.get("ir"), values.get("vis")
+        pair = all(isinstance(v, (list, tuple)) and len(v) == 2 for v in (ir, vis))
+        values = [*ir, *vis] if pair else values
     try:
         row = [float(v) for v in values]
     except (TypeError, ValueError):
@@ -92,7 +94,7 @@ def _is_number(text: str) -> bool:
 def read_points(path: str | Path) -> PointPairs:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"points file {path} not found")
+        raise UserError(f"points file {path} {'is a folder: give the CSV or YAML file' if path.is_dir() else 'not found'}")
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM made the first pair look like a header
     except (OSError, UnicodeDecodeError) as exc:

@@ -253,3 +253,27 @@ def test_auto_from_synthetic_sources_feeds_pf_stream(tmp_path):
     (tmp_path / "edited.yaml").write_text(rig.read_text().replace("ir_size: [320, 256]", "ir_size: [640, 512]"))
     done = subprocess.run([*stream, "--calib", tmp_path / "edited.yaml"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0 and "rescaling" in done.stderr, done.stderr
+
+
+def test_points_rows_and_sizes_that_contradict_are_refused(tmp_path):
+    # {ir: [1], vis: [1, 2, 3]} was read as the pair (1, 1) -> (2, 3).
+    f = tmp_path / "clicks.yaml"
+    f.write_text("points:\n" + "".join(f"  - [{x}, {y}, {x}, {y}]\n" for x, y in SQUARE[:4]) + "  - {ir: [1], vis: [1, 2, 3]}\n")
+    assert_user_error(pf_calibrate("--method", "points", f, "--ir-size", "640x512", "--vis-size", "640x512", "-o", tmp_path / "a.yaml"), "points[4]")
+    # --ir-size against the --ir picture: the YAML said 320x240, the overlay showed 640x480.
+    csv = tmp_path / "clicks.csv"
+    csv.write_text("".join(f"{x},{y},{x},{y}\n" for x, y in SQUARE))
+    pic = tmp_path / "scene.png"
+    cv2.imwrite(str(pic), _scene((640, 480)))
+    assert_user_error(pf_calibrate("--method", "points", csv, "--ir", pic, "--vis", pic, "--ir-size", "320x240", "-o", tmp_path / "b.yaml"), "320x240", "640x480")
+    assert_user_error(pf_calibrate("--method", "points", tmp_path, "-o", tmp_path / "c.yaml"), "is a folder")
+    assert not any(p.suffix == ".yaml" and p.name != "clicks.yaml" for p in tmp_path.iterdir())
+
+
+def test_auto_refusal_of_an_affine_fit_does_not_advise_affine(tmp_path):
+    # The advice was "try ... --model affine" to a run that was --model affine.
+    pic = tmp_path / "scene.png"
+    cv2.imwrite(str(pic), _scene((320, 240)))
+    run = pf_calibrate("--method", "auto", "--model", "affine", "--ir", pic, "--vis", pic, "--max-error", "0.01", "-o", tmp_path / "rig.yaml")
+    line = assert_user_error(run, "refused")
+    assert "--model affine" not in line and "--method target" in line
