@@ -8,7 +8,9 @@ waiting would add latency and never a better match.  This greedy rule is exactly
 "nearest timestamp" for time-ordered streams, with no buffering beyond one frame.
 
 Replayed files read as fast as they are fused (``realtime=False``) carry read times, not
-capture times: they are paired by sequence number instead (frame i with frame i).
+capture times: they are paired by their place in the file instead - frame i with frame i
+when both files have the same rate, else by file time (frame number × period), with the
+same drop-the-older rule and half the shorter period as tolerance.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class Pair:
 
 
 class Pairer:
-    def __init__(self, max_skew_s: float = 0.020, by: str = "timestamp"):
+    def __init__(self, max_skew_s: float = 0.020, by: str = "timestamp", periods: dict[str, float] | None = None):
         if by not in ("timestamp", "sequence"):
             raise ValueError(by)
         self.max_skew_s = max_skew_s
         self.by = by
+        # sequence mode: seconds per frame of each side (files of different rates); None = same rate
+        self.periods = periods
         self.dropped = 0  # frames discarded without a partner
         self.last_rejected_skew_s: float | None = None  # |skew| of the last pair refused as too far apart
         self._held: dict[str, tuple[Frame, float] | None] = {side: None for side in SIDES}
@@ -55,8 +59,13 @@ class Pairer:
             return None
         (ir, ir_picked), (vis, vis_picked) = ir_held, vis_held
         if self.by == "sequence":
-            if ir.seq != vis.seq:
-                self._drop_side("ir" if ir.seq < vis.seq else "vis")
+            if self.periods is None:
+                ir_at, vis_at, tolerance = ir.seq, vis.seq, 0.0
+            else:  # files of different rates: frame i of a 9 Hz IR is not frame i of a 30 Hz VIS
+                ir_at, vis_at = ir.seq * self.periods["ir"], vis.seq * self.periods["vis"]
+                tolerance = min(self.periods.values()) / 2 + 1e-9
+            if abs(vis_at - ir_at) > tolerance:
+                self._drop_side("ir" if ir_at < vis_at else "vis")
                 return None
         else:
             skew = vis.timestamp - ir.timestamp

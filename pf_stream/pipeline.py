@@ -94,6 +94,7 @@ class Pipeline:
             ir, vis = self.sources["ir"], self.sources["vis"]
             for src in (ir, vis):
                 src.open()  # devices open here and read a first frame: now the sizes are known
+            self._pair_by_file_time(ir, vis)
             self.aligner.prepare(ir.frame_size, vis.frame_size)
             self.vis_size = vis.frame_size
             self.out_size = output_size(cfg.view.mode, self.vis_size)
@@ -132,6 +133,14 @@ class Pipeline:
         fifo = ir.fifo and vis.fifo
         self.pairer = Pairer(self.cfg.pairing.max_skew_ms / 1000.0, by="sequence" if fifo else "timestamp")
         self.fanout.lossless = fifo  # offline over files: every fused frame reaches every sink
+
+    def _pair_by_file_time(self, ir: Source, vis: Source) -> None:
+        """Offline files of different rates are paired by file time, not frame number (frame 90 of a
+        9 Hz IR is 10 s in, of a 30 Hz VIS 3 s). Video files know their rate only once opened."""
+        if self.pairer.by == "sequence" and ir.period_s and vis.period_s and abs(ir.period_s - vis.period_s) > 1e-3 * vis.period_s:
+            self.pairer.periods = {"ir": ir.period_s, "vis": vis.period_s}
+            log.info("IR at %.3g fps, VIS at %.3g fps: pairing the frames nearest in file time", 1 / ir.period_s,
+                     1 / vis.period_s)
 
     def _setup_device_warp(self) -> None:
         """On the GPU, warp + colour + fuse run on the device in one go (GpuFrameFuser), when the

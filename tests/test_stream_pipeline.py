@@ -443,3 +443,23 @@ def test_offline_recording_plays_at_the_files_rate_not_at_the_fusion_speed(tmp_p
         times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
     assert len(times) == 12
     assert times[-1] - times[0] == pytest.approx(11 / 20, abs=0.002)  # the files' 0.55 s, not ~1.1 s
+
+
+def test_offline_files_of_different_rates_are_paired_by_file_time(tmp_path):
+    """--no-realtime paired frame i with frame i: with a 10 fps IR and a 20 fps VIS, the IR of
+    second 0.9 was fused with the VIS of second 0.45 (and half the VIS went out without IR)."""
+    write_video(tmp_path / "ir.mp4", 10, size=(64, 48), fps=10, gray=True)
+    write_video(tmp_path / "vi.mp4", 20, size=(64, 48), fps=20)
+    sink = CollectSink()
+    cfg = _config(str(tmp_path / "ir.mp4"), str(tmp_path / "vi.mp4"), sources__realtime=False)
+    pipeline = Pipeline(cfg, backend=MaxBackend(), sinks=[sink])
+    report = pipeline.run()
+    assert report["fused"] == 10
+    fused_at = [round(f.media_time, 3) for f in sink.frames[:10]]
+    assert fused_at == [round(0.1 * i, 3) for i in range(10)]  # each IR frame with the VIS of the same instant
+    p = Pairer(by="sequence", periods={"ir": 0.1, "vis": 0.05})
+    p.offer("ir", _frame(0.0, 3), now=0.0)  # 0.30 s
+    p.offer("vis", _frame(0.0, 5, "vis"), now=0.0)  # 0.25 s: too early, dropped
+    assert p.pop() is None and not p.holds("vis")
+    p.offer("vis", _frame(0.0, 6, "vis"), now=0.0)  # 0.30 s
+    assert p.pop().vis.seq == 6
