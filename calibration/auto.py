@@ -363,8 +363,11 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
     size = (ir.shape[1], ir.shape[0])
     rng = np.random.default_rng(opts.seed + 7)
     worst = 0.0
+    corners = image_corners(size)
     for _ in range(SELF_CHECK_COPIES):
         warp = random_homography(size, rng, SELF_CHECK_WARP)
+        if opts.model != "homography":  # a warp the model cannot undo would land off by its own residual
+            warp, _ = fit_model(corners, project(warp, corners), opts.model)
         copy = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
         try:
             g = _best_fit(copy, vis, opts)[0]

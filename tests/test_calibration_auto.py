@@ -90,3 +90,18 @@ def test_cli_refusal_is_one_line_exit_2(shared_data, tmp_path):
     )
     assert run.returncode == 2 and run.stderr.startswith("pf-calibrate: error: refused: ")
     assert run.stderr.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("model", ["affine", "similarity"])
+def test_simpler_models_recover_a_warp_of_their_own_kind(model):
+    """The self-check warps its copies within the model: with homographies an affine answer could
+    never come back within 1 px, and --model affine/similarity were always refused."""
+    from pf_stream.calibration.geometry import fit_model, image_corners, project
+
+    ir, vis = shapes_scene()
+    corners = image_corners(VIS_SIZE)
+    warp, _ = fit_model(corners, project(evaluate.random_homography(VIS_SIZE, np.random.default_rng(5), fraction=0.03), corners), model)
+    ir_warped = cv2.warpPerspective(ir, warp, VIS_SIZE, flags=cv2.INTER_LINEAR, borderValue=90)
+    res = register(ir_warped, vis, AutoOptions(model=model))
+    assert res.model == model and corner_error(res.homography, np.linalg.inv(warp), VIS_SIZE) < 1.0
+    assert res.checks["self_check_px"] < 0.5, res.checks
