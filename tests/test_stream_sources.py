@@ -373,12 +373,13 @@ def test_stop_returns_quickly_even_when_the_device_blocks():
     assert not [t for t in threading.enumerate() if t.name == "capture-slowcam"]
 
 
-def test_rtsp_source_reads_a_real_server_and_survives_its_death():
+def _live_rtsp_server():
+    """A real RTSP server at rtsp://127.0.0.1:PORT/cam fed 96x64 frames at 30 fps by a thread.
+    Returns (server, feeding): clear ``feeding`` and close ``server`` when done."""
     pytest.importorskip("gi", reason="PyGObject is not installed: no RTSP server to read from")
     from pf_stream.frames import FusedFrame
     from pf_stream.sinks.rtsp import RtspSink
     from pf_stream.sinks.rtsp_url import parse_rtsp_url
-    from pf_stream.sources import LOST
 
     server = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/cam"))
     server.open(96, 64, 30)
@@ -393,6 +394,13 @@ def test_rtsp_source_reads_a_real_server_and_survives_its_death():
             time.sleep(1 / 30)
 
     threading.Thread(target=feed, daemon=True).start()
+    return server, feeding
+
+
+def test_rtsp_source_reads_a_real_server_and_survives_its_death():
+    from pf_stream.sources import LOST
+
+    server, feeding = _live_rtsp_server()
     src = open_source(f"rtsp://127.0.0.1:{server.port}/cam?timeout_s=2", role="vis", reconnect_max_s=0.5)
     try:
         with src:
@@ -454,25 +462,9 @@ def test_rtsp_stream_that_stalls_is_lost_without_a_stale_frame_first():
     """A stream whose link dies silently: OpenCV's read timeout fires, and OpenCV then hands
     back a stale buffered frame as if it were new. That frame used to be fused with the current
     VIS as "signal back", and the loss was noticed only one more timeout later."""
-    pytest.importorskip("gi", reason="PyGObject is not installed: no RTSP server to read from")
-    from pf_stream.frames import FusedFrame
-    from pf_stream.sinks.rtsp import RtspSink
-    from pf_stream.sinks.rtsp_url import parse_rtsp_url
     from pf_stream.sources import LOST
 
-    server = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/cam"))
-    server.open(96, 64, 30)
-    feeding = threading.Event()
-    feeding.set()
-
-    def feed():
-        i = 0
-        while feeding.is_set():
-            server.write(FusedFrame(np.full((64, 96, 3), (i * 8) % 256, np.uint8), time.monotonic(), i))
-            i += 1
-            time.sleep(1 / 30)
-
-    threading.Thread(target=feed, daemon=True).start()
+    server, feeding = _live_rtsp_server()
     proxy = _PausableProxy(server.port)
     timeout_s = 3.0
     src = open_source(f"rtsp://127.0.0.1:{proxy.port}/cam?timeout_s={timeout_s:g}", role="ir", reconnect_max_s=0.5)
