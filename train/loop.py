@@ -72,6 +72,25 @@ def check_run_dir(out: Path) -> None:
         raise UserError(f"cannot write to run folder {out}: {exc.strerror}; choose another --out") from None
 
 
+def _check_weights_flag(flag: str, path: str, want: str) -> None:
+    """A --teacher / --init file that is missing or holds another model, in words about that flag.
+
+    The generic loader's advice ("pass --model lite", "leave --weights out") named options
+    pf-train's user had not given: a `lite` file as --teacher said "pass --model lite".
+    """
+    from pf_stream.model.weights import read_meta
+
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{flag} {path} not found: give a weights file written by pf-train (<run>/{want}.safetensors)")
+    if file.suffix != ".safetensors":
+        return  # the loader's own one-line refusal of pickles and other formats applies
+    held = read_meta(file).model
+    if held and held != want:
+        what = "the teacher must be trained `full` weights" if flag == "--teacher" else f"this run trains `{want}`"
+        raise UserError(f"{flag} {path} holds `{held}` weights, but {what} (<run>/{want}.safetensors)")
+
+
 def hardware() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
@@ -145,6 +164,7 @@ class Trainer:
         if teacher_path:
             from pf_stream.model.registry import load_model
 
+            _check_weights_flag("--teacher", teacher_path, want="full")
             self.teacher, _ = load_model("full", teacher_path)
             for p in self.teacher.parameters():
                 p.requires_grad_(False)
@@ -180,6 +200,7 @@ class Trainer:
     def _load_init(self, path: str) -> None:
         from pf_stream.model.weights import apply_state, load_state
 
+        _check_weights_flag("--init", path, want=self.c.model)
         state, meta = load_state(path)
         same = meta is None or (meta.model == self.c.model and _effective(self.net, meta.config) == _effective(self.net, self.c.model_config))
         if not same:
