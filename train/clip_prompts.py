@@ -12,7 +12,7 @@ the resulting text features (see :mod:`pf_stream.train.bilevel` for how they alt
 
 * fusion side (lower level's coupling term): the fused image should be closer to the
   positive than to the negative prompt -- a two-way softmax over CLIP similarities,
-  ``-log softmax(s_pos, s_neg / T)[pos]``, the contrastive form of the ratio
+  ``-log softmax(s_pos / T, s_neg / T)[pos]``, the contrastive form of the ratio
   sim(fused, negative) / sim(fused, positive);
 * prompt side (upper level): the prompts learn what the two words mean *for fusion*: the
   current fused image and the composite target are positives; degraded versions of the

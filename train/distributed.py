@@ -2,7 +2,7 @@
 
 ``torchrun --nproc_per_node N -m pf_stream.train.cli ...`` sets RANK, WORLD_SIZE and
 LOCAL_RANK; without them pf-train runs as a single plain process.  Every rank builds the
-same initial weights (same seed), draws its own crops (seed + rank), and DDP averages
+same initial weights (same seed), draws its own crops (seed + 1000 * rank), and DDP averages
 gradients, so all ranks hold identical weights after every step; rank 0 alone writes
 logs and checkpoints.
 """
