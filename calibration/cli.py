@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ir-size", help="points: IR image size WxH (else from the file or --ir)")
     p.add_argument("--vis-size", help="points: VIS image size WxH (else from the file or --vis)")
     p.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write (default calibration.yaml)")
-    p.add_argument("--overlay", help="also write a checkerboard/blend picture to judge the alignment (PNG)")
+    p.add_argument("--overlay", help="also write a checkerboard/blend picture to judge the alignment (.png or .jpg)")
     return p
 
 
