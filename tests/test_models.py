@@ -4,6 +4,7 @@ files (safetensors round trip, mismatches, pickles refused), and the classic rul
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -69,6 +70,11 @@ def test_weights_round_trip(tmp_path):
     x = torch.rand(1, 1, 40, 40)
     with torch.no_grad():
         assert torch.equal(loaded(x, x), model.eval()(x, x))
+    # Readable by whoever may read the folder (a service user), like any file the user writes:
+    # safetensors' own writer made it 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_weights_for_another_model_refused(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from pf_stream.errors import UserError
@@ -39,7 +39,9 @@ def save_weights(model: nn.Module, path: str | Path, meta: WeightsMeta) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: text})
+        # Written through Python (mode 0666 less the umask): safetensors' own writer makes the
+        # file 0600, which a service running pf-stream as another user could not read.
+        tmp.write_bytes(save(tensors, metadata={METADATA_KEY: text}))
         tmp.replace(path)
         path.with_suffix(".json").write_text(json.dumps(asdict(meta), indent=2, sort_keys=True) + "\n")
     except OSError as exc:
