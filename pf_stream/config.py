@@ -37,7 +37,7 @@ class SourcesConfig:
     fps: float | None = None  # folders/synthetic: play rate; cameras: requested rate; files: override native rate
     size: str | None = None  # WxH requested from cameras and synthetic sources (None = their own)
     fourcc: str | None = None  # camera pixel format, e.g. MJPG, YUYV, Y16 (16-bit thermal)
-    realtime: bool = True  # False: files/folders/synthetic give every frame (FIFO), paired by index
+    realtime: bool = True  # False: files/folders/synthetic give every frame (FIFO), paired by index or file time
     loop: bool = False  # files/folders start again at their end
     exit_on_eos: bool = False  # stop the run when any source ends (default: NO SIGNAL for that side)
     reconnect: bool = True  # reopen a lost camera/stream with backoff

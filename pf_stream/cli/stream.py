@@ -31,7 +31,7 @@ FLAGS: list[tuple[tuple[str, ...], str, dict]] = [
     (("--size",), "sources.size", dict(metavar="WxH", help="size requested from cameras and synthetic sources")),
     (("--fourcc",), "sources.fourcc", dict(help="camera pixel format, e.g. MJPG, YUYV, Y16 (16-bit thermal)")),
     (("--realtime",), "sources.realtime", dict(action=argparse.BooleanOptionalAction,
-                                               help="--no-realtime: fuse every frame of files/folders, paired by index")),
+                                               help="--no-realtime: fuse every frame of files/folders, paired by index (by file time when the rates differ)")),
     (("--loop",), "sources.loop", dict(action="store_true", help="replay files and folders forever")),
     (("--exit-on-eos",), "sources.exit_on_eos", dict(action="store_true", help="stop when any source ends")),
     (("--reconnect",), "sources.reconnect", dict(action=argparse.BooleanOptionalAction, help="reopen lost cameras/streams")),
