@@ -35,8 +35,8 @@ class ModelBenchResult:
     fps: float
     latency_ms: dict
     iters: int
-    trained: bool  # ran trained weights (False for untrained and for weight-free models)
-    weights: str  # what ran, e.g. 'lite (.../lite.safetensors)' or 'classic (fixed rules, no weights)'
+    trained: bool | None  # ran trained weights (False: untrained or weight-free; None: a compiled file, unknown)
+    weights: str  # what ran, e.g. 'lite (.../lite.safetensors)', 'classic (fixed rules, no weights)', 'lite.onnx'
     cuda_graphs: bool = False
     host_roundtrip_ms: dict | None = None
     gpu: str | None = None
@@ -88,13 +88,15 @@ def bench_model(
         engine.close()
     # Count the architecture that actually ran: shipped/given weights carry their own config.
     # (.onnx/.engine/.ep files are compiled already; count the default architecture then.)
-    counted = None if weights and Path(str(weights)).suffix in (".onnx", ".engine", ".ep") else weights
-    module, info = load_model(model, counted)
+    compiled = bool(weights) and Path(str(weights)).suffix in (".onnx", ".engine", ".ep")
+    module, info = load_model(model, None if compiled else weights)
+    # The report names the file that ran, not the shipped weights its cost was counted on.
+    ran, trained = (str(weights), None) if compiled else (info.describe(), info.trained)
     return ModelBenchResult(
         model=model, backend=engine.name, device=device, precision=precision, size=f"{w}x{h}", threads=threads,
         params=count_params(module), gmac=round(count_gmac(module, h, w), 4),
         fps=round(1000.0 / float(np.mean(samples)), 2), latency_ms=percentiles(samples), iters=iters,
-        trained=info.trained, weights=info.describe(),
+        trained=trained, weights=ran,
         cuda_graphs=cuda_graphs, host_roundtrip_ms=roundtrip, gpu=gpu,
     )
 
