@@ -155,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     from pf_stream.errors import ArgumentParser, UserError, parse_size
 
     ap = ArgumentParser(prog="pf-bench --rtsp", description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x512")
-    ap.add_argument("--fps", type=float, default=30.0)
-    ap.add_argument("--viewers", type=int, default=1)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--encoder", default="auto")
-    ap.add_argument("--bitrate", type=int, default=4000, help="kbit/s")
+    ap.add_argument("--size", default="640x512", help="frame size WxH (default 640x512)")
+    ap.add_argument("--fps", type=float, default=30.0, help="frame rate fed to the server (default 30)")
+    ap.add_argument("--viewers", type=int, default=1, help="viewer processes, each decoding every frame (default 1)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds, after 2 s of warm-up (default 10)")
+    ap.add_argument("--encoder", default="auto", help="auto | nvv4l2 | nvenc | x264 | openh264")
+    ap.add_argument("--bitrate", type=int, default=4000, help="H.264 bit rate, kbit/s (default 4000)")
     args = ap.parse_args(argv)
     width, height = parse_size(args.size)
     if args.viewers < 1 or not args.seconds > 0 or not args.fps > 0 or args.bitrate < 1:

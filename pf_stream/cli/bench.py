@@ -35,8 +35,10 @@ from pf_stream.bench import machine_description, write_json_result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="pf-bench", description="Measure fusion speed (model only, or --pipeline).")
+    p = ArgumentParser(prog="pf-bench", description="Measure fusion speed (model only, --pipeline, or --rtsp).")
     p.add_argument("--pipeline", action="store_true", help="benchmark the whole pipeline instead (see --pipeline --help)")
+    p.add_argument("--rtsp", action="store_true",
+                   help="measure RTSP output latency with real viewers instead (see --rtsp --help)")
     p.add_argument("--model", default="lite", help="lite | full | classic")
     p.add_argument("--weights", help="weights file (default: shipped weights)")
     p.add_argument("--backend", default="onnxruntime",
