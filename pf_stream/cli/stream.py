@@ -155,7 +155,8 @@ def _check_record_is_not_an_input(cfg: RunConfig) -> None:
 
 def _summary(report: dict) -> str:
     lat = report.get("latency_ms") or {}
-    return (f"{report['frames']} frames in {report['elapsed_s']:.1f} s ({report['fps']:.1f} fps)"
+    # elapsed_s covers start-up and stop too; fps is the output rate from the first frame to the last.
+    return (f"{report['frames']} frames in {report['elapsed_s']:.1f} s ({report['fps']:.1f} fps once running)"
             f"; glass-to-glass p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms"
             f"; dropped {report['dropped']} ({', '.join(f'{k} {v}' for k, v in report['dropped_by'].items())})"
             f"; {report['stop_reason']}")
