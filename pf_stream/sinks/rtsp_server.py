@@ -88,9 +88,9 @@ class RtspServer:
         server.connect("client-connected", self._on_client_connected)
 
         self._listen.attach(self._context)
-        cleanup = GLib.timeout_source_new_seconds(SESSION_CLEANUP_S)
-        cleanup.set_callback(self._cleanup_sessions)
-        cleanup.attach(self._context)
+        self._cleanup = GLib.timeout_source_new_seconds(SESSION_CLEANUP_S)
+        self._cleanup.set_callback(self._cleanup_sessions)
+        self._cleanup.attach(self._context)
         self._thread = threading.Thread(target=self._run_loop, name="rtsp-server", daemon=True)
         self._thread.start()
 
@@ -134,6 +134,11 @@ class RtspServer:
             self._release_listener()
         with self._lock:
             self._appsrc = None
+        if not self._thread.is_alive():
+            # Signal handlers (server, factory) hold this object through C, where Python's gc
+            # cannot see the cycle, so this object may live on: drop the main loop and its
+            # context here, or each server started and stopped keeps an eventfd open for good.
+            self._loop = self._context = None
 
     def take_key_unit_request(self) -> bool:
         """True once after each viewer starts playing: the next frame should be a key frame,
@@ -155,6 +160,12 @@ class RtspServer:
         if self._listen is not None:
             self._listen.destroy()
             self._listen = None
+        # The cleanup timer's callback holds this object, and the context holds the timer: a
+        # cycle through C that Python's gc cannot see, so the context (and its eventfd) lived
+        # for ever - one descriptor leaked per server started and stopped in a process.
+        if self._cleanup is not None:
+            self._cleanup.destroy()
+            self._cleanup = None
 
     # ---- GLib / gst-rtsp-server callbacks ----------------------------------------------
 
