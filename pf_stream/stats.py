@@ -1,8 +1,9 @@
 """Run statistics: per-stage latency, glass-to-glass latency, FPS, drops, skew, CPU, memory.
 
 Everything lives in fixed-size ring buffers, so memory stays flat however long a run
-lasts; percentiles are over the most recent samples (65536 latency samples: 36 minutes
-at 30 FPS), means and counters over the whole run.
+lasts.  The summary and --stats-json take percentiles over the most recent samples (65536
+latency samples: 36 minutes at 30 FPS), means and counters over the whole run; the periodic
+log line takes them over its own interval, so drift shows; the overlay over the last frames.
 
 Stages, in the order a frame goes through them:
   capture   - a captured frame waiting in its source's latest-frame slot
@@ -47,10 +48,16 @@ class Ring:
     def mean(self) -> float | None:
         return self.total / self.n if self.n else None
 
-    def percentiles(self, qs=(50, 95, 99)) -> dict[str, float] | None:
-        if not self.n:
+    def percentiles(self, qs=(50, 95, 99), since: int | None = None) -> dict[str, float] | None:
+        """Over every sample kept, or only those added after the first ``since`` ever added."""
+        if since is None:
+            values = self.values()
+        else:
+            k = min(self.n - since, self.buf.size)
+            values = self.buf[np.arange(self.n - k, self.n) % self.buf.size] if k > 0 else self.buf[:0]
+        if not values.size:
             return None
-        return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(self.values(), qs))}
+        return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(values, qs))}
 
 
 def _ms(value: float | None) -> float | None:
@@ -80,7 +87,7 @@ class PipelineStats:
         self.last_output: float | None = None
         self._cpu0 = time.process_time()
         self._rss0 = rss_mb()
-        self._tick = (self.started, 0, self._cpu0)  # for the interval FPS/CPU of the log line
+        self._tick = (self.started, 0, self._cpu0, {})  # time, outputs, CPU, samples per ring: the log line's interval
         self._recent: collections.deque[float] = collections.deque(maxlen=60)  # output times, for the overlay FPS
 
     @property
@@ -159,12 +166,13 @@ class PipelineStats:
         """One line for the periodic headless log: interval FPS and CPU, recent latencies."""
         now, cpu_now = time.monotonic(), time.process_time()
         with self._lock:
-            t0, n0, c0 = self._tick
-            self._tick = (now, self.outputs, cpu_now)
+            t0, n0, c0, seen = self._tick
+            rings = {"latency": self.latency, "fuse": self.stages["fuse"], "skew": self.skew}
+            self._tick = (now, self.outputs, cpu_now, {name: ring.n for name, ring in rings.items()})
             dt = max(now - t0, 1e-6)
-            lat = self.latency.percentiles((50, 95)) or {"p50": 0.0, "p95": 0.0}
-            fuse = self.stages["fuse"].percentiles((50,)) or {"p50": 0.0}
-            skew = self.skew.percentiles((50,)) or {"p50": 0.0}
+            lat = self.latency.percentiles((50, 95), since=seen.get("latency", 0)) or {"p50": 0.0, "p95": 0.0}
+            fuse = self.stages["fuse"].percentiles((50,), since=seen.get("fuse", 0)) or {"p50": 0.0}
+            skew = self.skew.percentiles((50,), since=seen.get("skew", 0)) or {"p50": 0.0}
             return (f"{(self.outputs - n0) / dt:5.1f} fps | glass-to-glass p50 {lat['p50'] * 1e3:.0f} ms p95 {lat['p95'] * 1e3:.0f} ms"
                     f" | fuse {fuse['p50'] * 1e3:.1f} ms | skew {skew['p50'] * 1e3:.1f} ms"
                     f" | dropped capture {source_drops} pairing {pair_dropped} sinks {sink_drops}"
@@ -172,8 +180,10 @@ class PipelineStats:
 
     def overlay_lines(self) -> list[str]:
         with self._lock:
-            lat = self.latency.percentiles((50,)) or {"p50": 0.0}
-            fuse = self.stages["fuse"].percentiles((50,)) or {"p50": 0.0}
+            # Drawn on every frame: the last 60 samples are what the picture should show, and a
+            # percentile over the whole 65536-sample ring would cost ~1 ms a frame.
+            lat = self.latency.percentiles((50,), since=max(0, self.latency.n - 60)) or {"p50": 0.0}
+            fuse = self.stages["fuse"].percentiles((50,), since=max(0, self.stages["fuse"].n - 60)) or {"p50": 0.0}
             recent = list(self._recent)
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         return [f"{fps:.1f} fps  latency {lat['p50'] * 1e3:.0f} ms", f"fuse {fuse['p50'] * 1e3:.1f} ms"]
