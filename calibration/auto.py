@@ -95,10 +95,15 @@ class _Work:
     prior: np.ndarray  # work IR -> work VIS: same horizontal field of view, centred
 
 
+def _vis_to_work(vis: np.ndarray, work_size: int) -> float:
+    """Scale from VIS px to work px: the longer side at most ``work_size``, never enlarged."""
+    return min(1.0, work_size / max(vis.shape[:2]))
+
+
 def _prepare(ir: np.ndarray, vis: np.ndarray, work_size: int) -> _Work:
     vh, vw = vis.shape[:2]
     ih, iw = ir.shape[:2]
-    sv = min(1.0, work_size / max(vw, vh))
+    sv = _vis_to_work(vis, work_size)
     k = round(vw * sv) / iw  # IR resized so that equal fields of view give equal widths
     sides = (round(vw * sv), round(vh * sv), round(iw * k), round(ih * k))
     if min(sides) < MIN_WORK_SIDE:  # an input check: cv2.resize failed on a 0-px side with a traceback
@@ -307,8 +312,7 @@ def register_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]], options: Aut
         more = f" (and {len(refusals) - 1} more pairs refused)" if len(refusals) > 1 else ""
         raise RegistrationRefused(refusals[0] + more)
     ir_size = (pairs[0][1].shape[1], pairs[0][1].shape[0])
-    vis_h, vis_w = pairs[0][2].shape[:2]
-    to_full = 1.0 / min(1.0, opts.work_size / max(vis_w, vis_h))  # work -> VIS px, as in _prepare
+    to_full = 1.0 / _vis_to_work(pairs[0][2], opts.work_size)  # work -> VIS px
     bar = AGREEMENT * (opts.max_error if opts.max_error is not None else vouch.MAX_SELF_CHECK * to_full)
     apart = np.array([[corner_error(a.homography, b.homography, ir_size) for b, _ in accepted] for a, _ in accepted])
     votes = (apart <= bar).sum(axis=1)
