@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Train `full` on a GPU, then distil `lite` from it, each schedule fitted to a time budget
+# (for a short GPU slot; installs nothing).  Arguments go to scripts/gpu_train.py:
+#
+#   scripts/gpu_train.sh --data DIR [--data DIR ...] --out OUT_DIR [--full-s 150] [--lite-s 60] [--set KEY=VALUE ...]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/gpu_env.sh   # REPO, PY, and the import shim
+"$PY" scripts/gpu_train.py "$@"
