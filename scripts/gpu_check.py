@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 SIZES = ["640x512", "1280x1024"]
 MODES = [("fp32", False), ("fp16", False), ("fp16", True)]
 ITERS = {"lite": 300, "full": 100}
-TESTS_S = 100  # seconds kept for step 4 (the GPU test files)
+TESTS_S = 130  # seconds kept for step 4: the GPU test files took 92 s on an H100
 REFERENCE_MS = 199.0  # PromptFusion as shipped, 640x512, H100 (docs: DESIGN.md)
 TOLERANCE = {"fp32": (5e-3, 2e-3), "fp16": (0.03, 0.01), "bf16": (0.08, 0.03)}  # worst pixel, relative
 
