@@ -92,8 +92,12 @@ class LiteFusion(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        ir_low, ir_bands = self.contourlet.decompose(ir)
-        vis_low, vis_bands = self.contourlet.decompose(vis)
+        # One transform for both cameras, stacked on the batch axis: half the kernels of two
+        # calls (a frame on a big GPU is bound by kernel count, not arithmetic: docs/GPU.md).
+        n = ir.shape[0]
+        both_low, both_bands = self.contourlet.decompose(torch.cat([ir, vis], dim=0))
+        ir_low, vis_low = both_low[:n], both_low[n:]
+        ir_bands, vis_bands = [b[:n] for b in both_bands], [b[n:] for b in both_bands]
 
         parts = [ir_low, vis_low]
         if self.global_context:
