@@ -105,4 +105,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:  # a failed run or an unreadable log: one line
+        print(f"gpu_train: {exc}", file=sys.stderr)
+        sys.exit(1)
