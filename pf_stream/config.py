@@ -148,7 +148,7 @@ def apply_override(cfg: RunConfig, dotted: str, value: Any) -> None:
             hint = _hints(type(obj))[name]
             if dataclasses.is_dataclass(hint):
                 raise UserError(f"{dotted!r} is a section; set one of its keys, e.g. {dotted}.{dataclasses.fields(hint)[0].name}=...")
-            setattr(obj, name, _coerce(value, hint, dotted))
+            setattr(obj, name, coerce_value(value, hint, dotted))
         else:
             obj = getattr(obj, name)
             if not dataclasses.is_dataclass(obj):
@@ -227,23 +227,35 @@ def _merge(obj: Any, data: dict, where: str, prefix: str = "") -> None:
                 raise UserError(f"{where}: {dotted!r} is a section and needs keys below it")
             _merge(getattr(obj, key), value, where, prefix=f"{dotted}.")
         else:
-            setattr(obj, key, _coerce(value, hint, dotted, where))
+            setattr(obj, key, coerce_value(value, hint, dotted, where))
 
 
-def _coerce(value: Any, hint: Any, key: str, where: str = "command line") -> Any:
-    """Check (and gently convert) one value against its annotation; one clear line if wrong."""
+def coerce_value(value: Any, hint: Any, key: str, where: str = "command line") -> Any:
+    """Check (and gently convert) one value against its annotation; one clear line if wrong.
+
+    Shared by this run config and pf-train's config (pf_stream.train.config), so a setting
+    is read the same way by every tool: ``1e-3`` is a number, ``yes`` is true, nan is refused.
+    """
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, key, where)
+        return coerce_value(value, inner, key, where)
     if origin is Literal:
         text = str(value)
         if text not in args:
             raise UserError(f"{where}: {key} = {text!r} is not one of {', '.join(args)}{did_you_mean(text, args)}")
         return text
+    if origin is list or hint is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: {key} wants a list, e.g. [a, b], got {value!r}")
+        return [coerce_value(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value)] if args else value
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: {key} wants a mapping, e.g. {{name: value}}, got {value!r}")
+        return value
     if hint is bool:
         if isinstance(value, bool):
             return value

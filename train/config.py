@@ -8,13 +8,14 @@ the current directory (run pf-train from the repository root, as the configs ass
 from __future__ import annotations
 
 import dataclasses
-import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pf_stream.config import coerce_value
 from pf_stream.errors import UserError, check_choice, did_you_mean, read_yaml
 from pf_stream.train.data import DataConfig
 from pf_stream.train.losses import CompositeTarget, FusionLossConfig
@@ -88,63 +89,26 @@ class TrainConfig:
 
 
 def _build(cls, values: Any, where: str):
-    """Recursively turn a plain dict into dataclass ``cls``; unknown keys are UserErrors."""
+    """Recursively turn a plain dict into dataclass ``cls``; unknown keys and values of the
+    wrong type are one-line UserErrors (``--set stage2.lr=abc`` used to end in a traceback)."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise UserError(f"config section {where or 'top level'} must be a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)  # the annotations are strings here (postponed)
     kwargs = {}
     for key, value in values.items():
-        if key not in fields:
-            raise UserError(f"unknown config key {where + key!r}{did_you_mean(key, fields)}")
-        ftype = fields[key].type
-        sub = _SECTIONS.get(ftype) if isinstance(ftype, str) else None
-        kwargs[key] = _build(sub, value, f"{where}{key}.") if sub else _check_value(value, ftype, where + key)
+        if key not in hints:
+            raise UserError(f"unknown config key {where + key!r}{did_you_mean(key, list(hints))}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where}{key}.")
+        else:
+            kwargs[key] = coerce_value(value, hint, where + key, where="training config")
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise UserError(f"bad config section {where or 'top level'}: {exc}") from None
-
-
-_SCALARS = {"int": (int, "a whole number"), "float": (float, "a number"), "bool": (bool, "true or false"),
-            "str": (str, "a text value"), "list[str]": (list, "a list, e.g. [a, b]"), "dict": (dict, "a mapping")}
-
-
-def _check_value(value: Any, ftype: Any, key: str) -> Any:
-    """One value against its annotation (a string here: postponed annotations); one line if wrong.
-
-    Without this, ``--set stage2.lr=abc`` reached the range checks as a string and ended
-    in a TypeError traceback.
-    """
-    name = ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")
-    if name.endswith(" | None"):
-        if value is None:
-            return None
-        name = name[: -len(" | None")]
-    if name not in _SCALARS:
-        return value
-    kind, wants = _SCALARS[name]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)  # lr: 1 is fine
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if ok and kind is float and not math.isfinite(value):
-        ok, wants = False, "a finite number"
-    if not ok:
-        raise UserError(f"config key {key!r} wants {wants}, got {value!r}")
-    return value
-
-
-_SECTIONS = {
-    "DataConfig": DataConfig,
-    "Stage1Config": Stage1Config,
-    "StageConfig": StageConfig,
-    "FusionLossConfig": FusionLossConfig,
-    "PromptConfig": PromptConfig,
-    "BilevelConfig": BilevelConfig,
-    "DistillConfig": DistillConfig,
-    "RunConfig": RunConfig,
-}
 
 
 def _parse_value(text: str) -> Any:
