@@ -184,3 +184,17 @@ def test_full_runs_both_stages_and_distils_into_lite(tmp_path, data):
     assert _train(["--data", str(data), "--out", str(lite_run), "--steps", "2", "--teacher", str(full_run / "full.safetensors")]) == 0
     header = (lite_run / "log_stage2.csv").read_text().splitlines()[0].split(",")
     assert "distill" in header
+
+
+def test_config_values_read_like_the_run_config():
+    """pf-train's config shares the run config's value checker: a YAML string such as 1e-3
+    (YAML 1.1 reads it as text) is a number, list items are checked, nan is refused."""
+    from pf_stream.errors import UserError
+    from pf_stream.train.config import load_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / "configs/train/tiny.yaml", ["stage2.lr=1e-3", "data.exclude=[a, 7]", "loss.target_fit=no"])
+    assert config.stage2.lr == 0.001 and config.data.exclude == ["a", "7"] and config.loss.target_fit is False
+    for bad, wants in [("stage2.lr=.nan", "a finite number"), ("data.folders=x", "a list"), ("run.log_every=2.5", "whole")]:
+        with pytest.raises(UserError, match=wants):
+            load_config(repo / "configs/train/tiny.yaml", [bad])
