@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from pf_stream.errors import ArgumentParser, UserError, check_choice, check_writ
 log = logging.getLogger("pf_stream.export")
 
 FORMATS = ("onnx", "engine", "torch-trt")
+# The file suffix each format writes.  The backends pick how to load a file by this suffix
+# (pf-stream --weights x.engine / x.ep / x.onnx), so a file named otherwise would not load as what it is.
+SUFFIXES = {"onnx": ".onnx", "engine": ".engine", "torch-trt": ".ep"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 FP32_TOLERANCE = 1e-4
 
@@ -46,14 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-frames", type=int, default=64, help="int8: pairs used for calibration (default 64)")
     p.add_argument("--calib-cache", help="int8: calibration cache file (default: next to the engine, .calib)")
     p.add_argument("--workspace-gb", type=float, default=4.0, help="engine: TensorRT builder workspace (default 4)")
-    p.add_argument("--out", required=True, help="output file; for engine / torch-trt a folder names the file")
+    p.add_argument("--out", required=True, help="output file (.onnx, .engine, .ep by --format); for engine / torch-trt a folder names the file")
     p.add_argument("--json", help="write a JSON report here")
     return p
 
 
 def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
     """--out (or --json) naming the --weights / --onnx file would overwrite it, trained weights lost."""
-    import os
 
     inputs = [(flag, value) for flag, value in (("--weights", args.weights), ("--onnx", args.onnx)) if value]
     outputs = [(flag, value) for flag, value in (("--out", args.out), ("--json", args.json)) if value]
@@ -66,6 +69,31 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
                                 f"choose another {out_flag}")
     if args.json and Path(args.json).is_file() and Path(args.out).is_file() and os.path.samefile(args.json, args.out):
         raise UserError("--json and --out name the same file: choose another --json")
+
+
+def _names_a_folder(out: str) -> bool:
+    """--out that is a folder, or ends in /: engine / torch-trt outputs then name the file themselves."""
+    return out.endswith(("/", os.sep)) or Path(out).is_dir()
+
+
+def _check_out_suffix(args: argparse.Namespace) -> None:
+    """--out must end in the suffix of --format (or, for engines, be a folder): `--out x.txt`
+    used to write an ONNX file named x.txt, which nothing would then load as ONNX."""
+    want = SUFFIXES[args.format]
+    if _names_a_folder(args.out):
+        if args.format == "onnx":
+            raise UserError(f"--out {args.out} is a folder: --format onnx writes one file; give a file name ending "
+                            f"in .onnx, e.g. --out {Path(args.out) / (args.model + '.onnx')}")
+        return
+    if Path(args.out).suffix == want:
+        return
+    try:
+        fixed = str(Path(args.out).with_suffix(want))
+    except ValueError:  # a name with no stem to keep, e.g. "x."
+        fixed = args.out.rstrip(".") + want
+    folder = "" if args.format == "onnx" else ", or a folder (ending in /) in which the file is named for this GPU"
+    raise UserError(f"--out {args.out} does not end in {want}, the file suffix --format {args.format} writes: "
+                    f"use --out {fixed}{folder}")
 
 
 def export_onnx_report(args: argparse.Namespace) -> dict:
@@ -121,7 +149,7 @@ def _shape_range(args: argparse.Namespace):
 
 def _out_path(args: argparse.Namespace, name: str) -> Path:
     out = Path(args.out)
-    return out / name if out.is_dir() or args.out.endswith("/") else out
+    return out / name if _names_a_folder(args.out) else out
 
 
 def _check_target_args(args: argparse.Namespace):
@@ -249,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     check_choice("precision", args.precision, PRECISIONS)
     parse_size(args.size)
     _check_outputs_are_not_inputs(args)
+    _check_out_suffix(args)
     if args.format != "onnx":
         shapes, calib = _check_target_args(args)
         _require_target_packages(args.format)
-        folder = Path(args.out) if Path(args.out).is_dir() or args.out.endswith("/") else Path(args.out).parent
+        folder = Path(args.out) if _names_a_folder(args.out) else Path(args.out).parent
         check_writable(folder / "probe", "--out")
         if args.json:
             check_writable(args.json, "--json")
