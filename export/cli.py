@@ -57,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
     """--out (or --json) naming the --weights / --onnx file would overwrite it, trained weights lost."""
-
     inputs = [(flag, value) for flag, value in (("--weights", args.weights), ("--onnx", args.onnx)) if value]
     outputs = [(flag, value) for flag, value in (("--out", args.out), ("--json", args.json)) if value]
     for out_flag, out in outputs:
