@@ -59,3 +59,28 @@ def test_export_engine_folders_and_right_suffixes_pass_the_suffix_check(tmp_path
         return  # a GPU machine with TensorRT: it really exported
     line = assert_user_error(proc, "pf-export")
     assert "suffix" not in line, line
+
+
+# -- 2. pf-stream --rtsp-user without --rtsp -------------------------------------------------------------
+
+SYN = ["--ir", "synthetic://", "--vis", "synthetic://", "--size", "64x48", "--model", "classic", "--frames", "2"]
+
+
+def test_stream_rtsp_user_without_rtsp_is_refused():
+    # The user name was silently ignored: the run went ahead with no RTSP output at all.
+    proc = run_tool("pf_stream.cli.stream", *SYN, "--rtsp-user", "viewer")
+    assert_user_error(proc, "pf-stream", "--rtsp-user applies to --rtsp output", "add --rtsp rtsp://@:8554/fused",
+                      "drop --rtsp-user")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("how", ["yaml", "set"])
+def test_stream_rtsp_user_from_a_config_without_rtsp_is_refused(tmp_path, how):
+    if how == "yaml":
+        config = tmp_path / "run.yaml"
+        config.write_text("outputs:\n  rtsp_user: viewer\n")
+        extra = ["--config", str(config)]
+    else:
+        extra = ["--set", "outputs.rtsp_user=viewer"]
+    proc = run_tool("pf_stream.cli.stream", *SYN, *extra)
+    assert_user_error(proc, "pf-stream", "outputs.rtsp_user", "outputs.rtsp")
