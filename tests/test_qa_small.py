@@ -84,3 +84,41 @@ def test_stream_rtsp_user_from_a_config_without_rtsp_is_refused(tmp_path, how):
         extra = ["--set", "outputs.rtsp_user=viewer"]
     proc = run_tool("pf_stream.cli.stream", *SYN, *extra)
     assert_user_error(proc, "pf-stream", "outputs.rtsp_user", "outputs.rtsp")
+
+
+# -- 3. pf-train --data A --data A: every pair twice ------------------------------------------------------
+
+
+def test_train_data_folder_given_twice_is_used_once(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from pf_stream.train.data import DataConfig, load_pairs
+    from tests.train_helpers import make_pairs
+
+    clips = tmp_path / "clips"
+    make_pairs(tmp_path / "set", ["a", "b", "c"], seed=1)
+    make_pairs(clips / "seq1", [f"{i:02d}" for i in range(5)], seed=2)
+    monkeypatch.chdir(tmp_path)
+    # Three spellings of one folder, a set named twice, and a clip named on its own and through its parent.
+    folders = ["set", "set/", str(tmp_path / "." / "set"), "clips", "clips/seq1"]
+    with caplog.at_level(logging.WARNING, logger="pf_stream.train"):
+        pairs = load_pairs(DataConfig(folders=folders, crop=32, sequence_stride=1))
+    names = [(Path(p.source).resolve().name, p.name) for p in pairs]
+    assert sorted(names) == sorted([("set", n) for n in "abc"] + [("seq1", f"{i:02d}") for i in range(5)])
+    assert caplog.text.count("data.folders set given 3 times (also as set/, ") == 1, caplog.text
+    assert caplog.text.count("training folder clips/seq1 is also reached through clips; used once") == 1, caplog.text
+
+
+def test_train_cli_warns_once_per_repeated_data_folder(tmp_path):
+    from pf_stream.model.weights import read_meta
+    from tests.train_helpers import make_pairs
+
+    data = make_pairs(tmp_path / "set", ["a", "b"], seed=1)
+    out = tmp_path / "run"
+    proc = run_tool("pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(out), "--steps", "1",
+                    "--no-progress", "--data", str(data), "--data", f"{data}/")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "given twice" in line]
+    assert warnings == [f"pf-train: --data {data} given twice (also as {data}/); used once"], proc.stderr
+    trained = read_meta(out / "lite.safetensors").trained
+    assert trained["pairs"] == 2 and trained["data"] == [str(data)]

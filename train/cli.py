@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None:
         overrides.append(f"stage2.steps={args.steps}")
     if args.data:
-        overrides.append("data.folders=" + repr([str(d) for d in args.data]).replace("'", '"'))
+        from pf_stream.train.data import unique_folders
+
+        folders = unique_folders(args.data, "--data")  # warns here, naming the flag the user typed
+        overrides.append("data.folders=" + repr(folders).replace("'", '"'))
     config = load_config(args.config, overrides)
     if not args.resume and (out / "checkpoint.safetensors").is_file():
         # The command repeated after a Ctrl-C without --resume used to start from scratch and,

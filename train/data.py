@@ -99,18 +99,46 @@ def list_pairs(folder: str | Path) -> list[tuple[Path, Path]]:
     return [(irs[k], vis[k]) for k in sorted(irs)]
 
 
+def _same_place(folder: str | Path) -> Path:
+    """One key for every spelling of a folder: A, A/, ./A, /abs/A and a symlink to it."""
+    return Path(folder).expanduser().resolve()
+
+
+def unique_folders(folders: list[str], what: str = "data.folders") -> list[str]:
+    """``folders`` with repeats (by resolved path) removed, first spelling kept, and one
+    warning per repeated folder: a folder named twice used to train on every pair twice."""
+    groups: dict[Path, list[str]] = {}
+    for f in folders:
+        groups.setdefault(_same_place(f), []).append(str(f))
+    for spellings in groups.values():
+        if len(spellings) > 1:
+            times = "twice" if len(spellings) == 2 else f"{len(spellings)} times"
+            others = [s for s in dict.fromkeys(spellings) if s != spellings[0]]
+            also = f" (also as {', '.join(others)})" if others else ""
+            log.warning("%s %s given %s%s; used once", what, spellings[0], times, also)
+    return [spellings[0] for spellings in groups.values()]
+
+
 def expand_folders(folders: list[str]) -> list[tuple[Path, bool]]:
     """(folder, is_sequence): a folder with ir/+vi/ is itself a set; otherwise each of its
-    subfolders that has them is one video clip."""
-    out = []
-    for f in folders:
+    subfolders that has them is one video clip.  A clip reached twice (named on its own
+    and through its parent folder) is kept once, where it came first."""
+    out: list[tuple[Path, bool]] = []
+    seen: dict[Path, str] = {}
+    for f in unique_folders(folders):
         p = Path(f)
+        found = [(p, False)]
         if p.is_dir() and not (p / "ir").is_dir():
             subs = sorted(s for s in p.iterdir() if (s / "ir").is_dir())
             if subs:
-                out.extend((s, True) for s in subs)
+                found = [(s, True) for s in subs]
+        for folder, is_sequence in found:
+            key = _same_place(folder)
+            if key in seen:
+                log.warning("training folder %s is also reached through %s; used once", folder, seen[key])
                 continue
-        out.append((p, False))
+            seen[key] = f
+            out.append((folder, is_sequence))
     return out
 
 
