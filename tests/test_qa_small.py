@@ -122,3 +122,24 @@ def test_train_cli_warns_once_per_repeated_data_folder(tmp_path):
     assert warnings == [f"pf-train: --data {data} given twice (also as {data}/); used once"], proc.stderr
     trained = read_meta(out / "lite.safetensors").trained
     assert trained["pairs"] == 2 and trained["data"] == [str(data)]
+
+
+# -- 4. pf-train under torchrun: every rank printed the same warnings and "done" line ---------------------
+
+
+def test_train_under_torchrun_only_rank_0_narrates(tmp_path):
+    from tests.train_helpers import make_pairs
+
+    data = make_pairs(tmp_path / "set", ["a", "b", "c", "d"], seed=1)
+    out = tmp_path / "run"
+    # torchrun itself (torch.distributed.run), 2 CPU ranks on gloo, one step of the tiny config, no CLIP weights.
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "pf_stream.train.cli", "--config", "configs/train/tiny.yaml", "--out", str(out),
+                           "--steps", "1", "--no-progress", "--device", "cpu", "--data", str(data), "--data", str(data)],
+                          capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert said.count("pf-train: no --clip-weights given") == 1, said
+    assert said.count("pf-train: done: weights in") == 1, said
+    assert said.count(f"--data {data} given twice") == 1, said  # the set-up warnings too
+    assert (out / "lite.safetensors").is_file()

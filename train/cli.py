@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("pf-train: %(message)s"))
+    from pf_stream.train.distributed import log_on_rank0_only
+
+    log_on_rank0_only(handler)  # under torchrun: one narration, not one per rank
     logger = logging.getLogger("pf_stream")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

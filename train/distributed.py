@@ -10,6 +10,7 @@ logs and checkpoints.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 
@@ -34,10 +35,27 @@ class DistInfo:
         return self.rank == 0
 
 
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 when not under torchrun).  Known from the
+    environment before the process group is joined, so set-up can use it too."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def log_on_rank0_only(handler: logging.Handler) -> None:
+    """Let ``handler`` pass only errors on ranks other than 0.
+
+    Every rank runs the same set-up and steps on the same config, so their warnings and
+    progress lines would repeat rank 0's once per rank ("no --clip-weights given" and
+    "done: ..." N times).  Errors still come from whichever rank has them.
+    """
+    if launch_rank() != 0:
+        handler.addFilter(lambda record: record.levelno >= logging.ERROR)
+
+
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group when launched by torchrun; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
