@@ -33,7 +33,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ["640x512", "1280x1024"]
-MODES = [("fp32", False), ("fp16", False), ("fp16", True)]
+MODES = [("fp32", False, False), ("fp16", False, False), ("fp16", True, False)]
+# torch.compile rows for lite only: the candidate route to its 2000 FPS target (compiling takes
+# half a minute or more per size, too long to spend on full in a short slot).
+COMPILED = {"lite": [("fp16", True, True)], "full": []}
 ITERS = {"lite": 300, "full": 100}
 TESTS_S = 130  # seconds kept for step 4: the GPU test files took 92 s on an H100
 REFERENCE_MS = 199.0  # PromptFusion as shipped, 640x512, H100 (docs: DESIGN.md)
@@ -84,16 +87,20 @@ def accuracy() -> dict:
     for model in ("lite", "full"):
         # Reference: fp32 on the CPU (cuDNN's fp32 convolutions use TF32 on Ampere+ by default).
         want = create_backend(model, "torch", "cpu", "fp32").fuse(ir, vis)
-        variants = [("fp32", False, False), ("fp32", True, False), ("fp16", False, False), ("fp16", True, False),
-                    ("fp16", True, True)]
+        # (precision, CUDA graphs, extra): extra is None, "channels_last" or "compile" (torch.compile).
+        variants = [("fp32", False, None), ("fp32", True, None), ("fp16", False, None), ("fp16", True, None),
+                    ("fp16", True, "channels_last")]
+        if model == "lite":
+            variants.append(("fp16", True, "compile"))
         if bf16:
-            variants += [("bf16", False, False), ("bf16", True, False)]
-        for precision, graphs, nhwc in variants:
-            b = create_backend(model, "torch", "cuda", precision, cuda_graphs=graphs, channels_last=nhwc)
+            variants += [("bf16", False, None), ("bf16", True, None)]
+        for precision, graphs, extra in variants:
+            b = create_backend(model, "torch", "cuda", precision, cuda_graphs=graphs,
+                               channels_last=extra == "channels_last", torch_compile=extra == "compile")
             got = b.fuse(ir, vis)
             e = err(got, want)
             worst, rel = TOLERANCE[precision]
-            label = f"{precision}{' + graphs' if graphs else ''}{' + channels_last' if nhwc else ''}"
+            label = f"{precision}{' + graphs' if graphs else ''}{f' + {extra}' if extra else ''}"
             rows.append({"model": model, "variant": label, **e, "ok": e["max_abs"] <= worst and e["rel"] <= rel})
             b.close()
 
@@ -167,15 +174,16 @@ def speed(deadline: float) -> list[dict]:
     rows = []
     for model in ("lite", "full"):
         for size in SIZES:
-            for precision, graphs in MODES:
-                label = f"{precision}{' + graphs' if graphs else ''}"
+            for precision, graphs, compiled in MODES + COMPILED[model]:
+                label = f"{precision}{' + compile' if compiled else ''}{' + graphs' if graphs else ''}"
                 row = {"model": model, "size": size, "variant": label}
                 if time.monotonic() > deadline:
                     rows.append({**row, "error": "skipped: time budget spent"})
                     continue
                 w, h = map(int, size.split("x"))
                 try:
-                    r = bench_model(model, "torch", "cuda", precision, (w, h), ITERS[model], 20, cuda_graphs=graphs)
+                    r = bench_model(model, "torch", "cuda", precision, (w, h), ITERS[model], 20, cuda_graphs=graphs,
+                                    torch_compile=compiled)
                     row.update(fps=r.fps, p50_ms=r.latency_ms["p50"], p99_ms=r.latency_ms["p99"],
                                roundtrip_p50_ms=(r.host_roundtrip_ms or {}).get("p50"), gmac=r.gmac)
                 except Exception as exc:  # noqa: BLE001 - one failed row must not hide the others
@@ -233,10 +241,15 @@ def markdown(report: dict) -> str:
             else:
                 md.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['error']} | | | |")
         md.append("")
-        best = {(r["model"], r["size"]): r for r in rows if r.get("variant") == "fp16 + graphs" and "fps" in r}
+        best: dict = {}  # per model and size, the fastest fp16 row with CUDA graphs (compiled or not)
+        for r in rows:
+            if r["variant"].startswith("fp16") and "graphs" in r["variant"] and "fps" in r:
+                key = (r["model"], r["size"])
+                if key not in best or r["fps"] > best[key]["fps"]:
+                    best[key] = r
         lite, full = best.get(("lite", "640x512")), best.get(("full", "640x512"))
         if lite:
-            md.append(f"Target lite fp16 + graphs >= 2000 FPS at 640x512: {lite['fps']:.0f} FPS -> "
+            md.append(f"Target lite fp16 + graphs >= 2000 FPS at 640x512: {lite['fps']:.0f} FPS ({lite['variant']}) -> "
                       f"{'MET' if lite['fps'] >= 2000 else 'NOT MET'}")
         if full:
             speedup = REFERENCE_MS / full["p50_ms"]

@@ -50,6 +50,10 @@ def test_cuda_graphs_on_cpu_is_refused():
     one_line_error(run("pf_stream.cli.bench", "--backend", "torch", "--cuda-graphs", "--iters", "1"), "--device cuda")
 
 
+def test_compile_with_another_backend_is_refused():
+    one_line_error(run("pf_stream.cli.bench", "--backend", "onnxruntime", "--compile", "--iters", "1"), "--backend torch")
+
+
 @pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here")
 def test_export_engine_without_tensorrt(tmp_path):
     one_line_error(run("pf_stream.export.cli", "--format", "engine", "--precision", "fp16", "--out", "engines/",

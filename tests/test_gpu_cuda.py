@@ -63,6 +63,18 @@ def test_half_precision_and_graphs_close_to_fp32(model, precision):
     assert graphed.graph_captures == 1
 
 
+def test_compiled_lite_in_a_graph_close_to_fp32():
+    """torch.compile (Inductor's fused kernels) captured in our CUDA graph: the route to fewer
+    kernels per frame (docs/GPU.md); same tolerance as plain fp16."""
+    ir, vis = structured_pair(512, 640)
+    want = reference("lite", ir, vis)
+    b = backend("lite", "fp16", cuda_graphs=True, torch_compile=True)
+    got = b.fuse(ir, vis)
+    worst, rel = TOLERANCE["fp16"]
+    assert errors(got, want)[0] <= worst and errors(got, want)[1] <= rel, errors(got, want)
+    assert b.graph_captures == 1
+
+
 def test_graph_recaptured_on_size_change_and_still_right():
     graphed, eager = backend("lite", "fp16", cuda_graphs=True), backend("lite", "fp16")
     for (h, w), captures in [((512, 640), 1), ((512, 640), 1), ((1024, 1280), 2), ((480, 640), 3)]:

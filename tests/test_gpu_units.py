@@ -514,3 +514,17 @@ def test_engine_source_onnx_kept_beside_the_engine(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).random((1, 1, 96, 80), dtype=np.float32)  # dynamic size
     assert session.run(["fused"], {"ir": x, "vis": x})[0].shape == (1, 1, 96, 80)
+
+
+def test_torch_compile_gives_the_eager_result():
+    """``torch_compile=True`` (pf-bench --compile) runs the same model through Inductor: same
+    output as eager, here on the CPU (the GPU run is in tests/test_gpu_cuda.py)."""
+    from pf_stream.backends import create_backend
+    from pf_stream.bench.model_bench import structured_pair
+
+    ir, vis = structured_pair(48, 64)
+    compiled = create_backend("lite", "torch", "cpu", torch_compile=True)
+    eager = create_backend("lite", "torch", "cpu")
+    got, want = compiled.fuse(ir, vis), eager.fuse(ir, vis)
+    assert np.abs(got - want).max() <= 1e-5 and got.std() > 0.01
+    assert compiled.model_module is not eager.model_module and hasattr(compiled.model_module, "_orig_mod")

@@ -40,6 +40,7 @@ def create_backend(
     threads: int | None = None,
     cuda_graphs: bool = False,
     channels_last: bool = False,
+    torch_compile: bool = False,
 ) -> Backend:
     """Build a ready-to-run backend; every bad choice is a one-line UserError.
 
@@ -63,11 +64,13 @@ def create_backend(
         backend = "torch" if device == "cuda" else "onnxruntime"
     if cuda_graphs and backend == "onnxruntime":
         raise UserError("--cuda-graphs applies to --backend torch or tensorrt, not onnxruntime")
+    if torch_compile and backend != "torch":
+        raise UserError(f"--compile applies to --backend torch (torch.compile), not {backend}")
     if backend == "torch":
         from pf_stream.backends.torch_backend import TorchBackend
 
         return TorchBackend(model, device=device, precision=precision, weights=weights, threads=threads,
-                            cuda_graphs=cuda_graphs, channels_last=channels_last)
+                            cuda_graphs=cuda_graphs, channels_last=channels_last, torch_compile=torch_compile)
     if backend == "onnxruntime":
         from pf_stream.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -6,6 +6,9 @@ On CUDA it adds what makes a small network fast on a big GPU:
 * channels_last memory layout (optional): tensor cores prefer NHWC for dense convs;
 * CUDA graphs (``cuda_graphs=True``): one replay instead of hundreds of kernel launches,
   re-captured when the frame size changes (see ``cuda_graph.py``);
+* torch.compile (``torch_compile=True``): Inductor fuses the many tiny kernels (pads,
+  element-wise work) into fewer; on an H100 `lite` is bound by kernel count, not arithmetic
+  (docs/GPU.md).  Compiled once per frame size on first use (half a minute or more);
 * numpy frames cross PCIe through pinned buffers on a side stream (see ``cuda_io.py``);
   :meth:`submit` lets the caller overlap frame n+1's upload with frame n's compute.
 
@@ -54,6 +57,7 @@ class TorchBackend(Backend):
         threads: int | None = None,
         cuda_graphs: bool = False,
         channels_last: bool = False,
+        torch_compile: bool = False,
     ):
         if threads:
             torch.set_num_threads(threads)
@@ -72,6 +76,9 @@ class TorchBackend(Backend):
             module = module.to(device=device, dtype=self.dtype)
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)
+            if torch_compile:
+                # Shapes are fixed per stream: dynamic=False compiles one kernel set per size.
+                module = torch.compile(module, fullgraph=True, dynamic=False)
             self.model_module = module
         if device == "cuda":
             # Frame sizes are fixed for a stream: let cuDNN time its algorithms once per size.
@@ -82,8 +89,9 @@ class TorchBackend(Backend):
             from pf_stream.backends.cuda_graph import GraphRunner
 
             self._graph = GraphRunner(self._forward)
-        log.info("fusing with %s on torch/%s/%s%s%s", self.info.describe(), device, precision,
-                 " + CUDA graphs" if cuda_graphs else "", " channels_last" if channels_last else "")
+        log.info("fusing with %s on torch/%s/%s%s%s%s", self.info.describe(), device, precision,
+                 " + CUDA graphs" if cuda_graphs else "", " channels_last" if channels_last else "",
+                 " + torch.compile" if torch_compile else "")
 
     def _forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         """Model on device tensors already in the backend's dtype; returns float32."""

@@ -38,6 +38,7 @@ class ModelBenchResult:
     trained: bool | None  # ran trained weights (False: untrained or weight-free; None: a compiled file, unknown)
     weights: str  # what ran, e.g. 'lite (.../lite.safetensors)', 'classic (fixed rules, no weights)', 'lite.onnx'
     cuda_graphs: bool = False
+    torch_compile: bool = False
     host_roundtrip_ms: dict | None = None
     gpu: str | None = None
 
@@ -68,9 +69,13 @@ def percentiles(samples_ms: list[float], qs=(50, 90, 99)) -> dict:
 def bench_model(
     model: str, backend: str, device: str, precision: str, size: tuple[int, int], iters: int = 50,
     warmup: int = 5, threads: int | None = None, weights: str | None = None, cuda_graphs: bool = False,
+    torch_compile: bool = False,
 ) -> ModelBenchResult:
     w, h = size
-    engine = create_backend(model, backend, device, precision, weights=weights, threads=threads, cuda_graphs=cuda_graphs)
+    if torch_compile:
+        warmup = max(warmup, 1)  # the first call compiles (seconds to a minute): never timed
+    engine = create_backend(model, backend, device, precision, weights=weights, threads=threads, cuda_graphs=cuda_graphs,
+                            torch_compile=torch_compile)
     rng = np.random.default_rng(0)
     ir = rng.random((h, w), dtype=np.float32)
     vis = rng.random((h, w), dtype=np.float32)
@@ -97,7 +102,7 @@ def bench_model(
         params=count_params(module), gmac=round(count_gmac(module, h, w), 4),
         fps=round(1000.0 / float(np.mean(samples)), 2), latency_ms=percentiles(samples), iters=iters,
         trained=trained, weights=ran,
-        cuda_graphs=cuda_graphs, host_roundtrip_ms=roundtrip, gpu=gpu,
+        cuda_graphs=cuda_graphs, torch_compile=torch_compile, host_roundtrip_ms=roundtrip, gpu=gpu,
     )
 
 

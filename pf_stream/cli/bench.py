@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | bf16")
     p.add_argument("--cuda-graphs", action="store_true", help="replay the model as a CUDA graph (torch/tensorrt on cuda)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model first (--backend torch; compiling takes half a minute or more, not timed)")
     p.add_argument("--size", default="640x512", help="WIDTHxHEIGHT, default 640x512")
     p.add_argument("--iters", type=int, default=50, help="timed iterations (after warm-up)")
     p.add_argument("--warmup", type=int, default=5, help="untimed warm-up iterations")
@@ -75,7 +77,7 @@ def run_model_bench(args: argparse.Namespace) -> dict:
         result["machine"] = machine_description()
         return result
     result = bench_model(args.model, args.backend, args.device, args.precision, size, args.iters, args.warmup,
-                         args.threads, args.weights, args.cuda_graphs).to_dict()
+                         args.threads, args.weights, args.cuda_graphs, args.compile).to_dict()
     result["machine"] = machine_description()
     if args.opencv_baseline:
         result["opencv_laplacian_ms"] = round(opencv_laplacian_fusion_ms(size), 3)
