@@ -44,6 +44,11 @@ from pf_stream.view import compose, draw_overlay, output_size, to_bgr
 
 log = logging.getLogger("pf_stream.pipeline")
 
+# A side is NO SIGNAL after no frame for sources.no_signal_after_s, or for this many of its own
+# typical frame intervals if that is longer: a 0.5 fps camera is slow, not lost, and with the
+# fixed threshold alone it flipped between NO SIGNAL and "signal back" on every frame.
+NO_SIGNAL_INTERVALS = 3.0
+
 
 class Pipeline:
     def __init__(self, cfg: RunConfig, *, backend: Backend | None = None, sinks: list[Sink] | None = None,
@@ -197,12 +202,13 @@ class Pipeline:
 
             # 2. which sides have signal
             for side, src in self.sources.items():
-                stale = not src.fifo and now - src.last_frame_at > cfg.sources.no_signal_after_s
+                limit = _no_signal_after(src, cfg.sources.no_signal_after_s)
+                stale = not src.fifo and now - src.last_frame_at > limit
                 is_down = (src.state != LIVE or stale) and not self.pairer.holds(side)
                 if is_down != down[side]:
                     down[side] = is_down
                     if is_down:
-                        why = {"lost": "lost, reconnecting", "eos": "ended"}.get(src.state, f"no frame for {cfg.sources.no_signal_after_s:g} s")
+                        why = {"lost": "lost, reconnecting", "eos": "ended"}.get(src.state, f"no frame for {limit:.3g} s")
                         log.warning("%s: NO SIGNAL (%s); the output goes on without it", side, why)
                     else:
                         log.warning("%s: signal back", side)
@@ -373,3 +379,9 @@ def _nominal_fps(ir: Source, vis: Source, configured: float | None) -> float:
         if src.period_s:
             return 1.0 / src.period_s
     return configured or 30.0
+
+
+def _no_signal_after(src: Source, floor_s: float) -> float:
+    """Seconds without a frame after which ``src`` counts as NO SIGNAL (see NO_SIGNAL_INTERVALS)."""
+    typical = src.typical_interval_s
+    return max(floor_s, NO_SIGNAL_INTERVALS * typical) if typical else floor_s

@@ -143,3 +143,80 @@ def test_train_under_torchrun_only_rank_0_narrates(tmp_path):
     assert said.count("pf-train: done: weights in") == 1, said
     assert said.count(f"--data {data} given twice") == 1, said  # the set-up warnings too
     assert (out / "lite.safetensors").is_file()
+
+
+# -- 5. a source slower than no_signal_after_s flapped between NO SIGNAL and "signal back" ----------------
+
+
+class SlowCamera:
+    """A live source (camera / RTSP-like: no declared rate, no pacing by the base class) that
+    delivers a frame every ``interval_s``, and after ``frames`` frames stops delivering
+    without ending, like a camera whose cable is cut while the driver keeps waiting."""
+
+    def __new__(cls, interval_s: float, frames: int | None = None, **kw):
+        import numpy as np
+
+        from pf_stream.sources.base import Source
+
+        class _SlowCamera(Source):
+            live = True
+
+            def _open(self) -> None:
+                self.k, self.due = 0, None
+
+            def _read(self):
+                import time
+
+                if self.due is None:
+                    self.due = time.monotonic()
+                if frames is not None and self.k >= frames:
+                    self._stop.wait()  # stalls until the run stops
+                    return None
+                if self._stop.wait(max(0.0, self.due - time.monotonic())):
+                    return None
+                self.k, self.due = self.k + 1, self.due + interval_s
+                return np.full((48, 64, 3), 20 * self.k % 256, np.uint8)
+
+        keep = {k: v for k, v in kw.items() if k in ("role", "realtime", "reconnect", "reconnect_max_s")}
+        return _SlowCamera("slowcam://", **keep)
+
+
+def _run_with_slow_sources(caplog, ir, vis, factory=None, **settings):
+    import logging
+
+    from pf_stream.pipeline import Pipeline
+    from pf_stream.sources import open_source
+    from tests.test_stream_pipeline import CollectSink, MaxBackend, _config
+
+    cfg = _config(ir, vis, **settings)
+    with caplog.at_level(logging.WARNING, logger="pf_stream.pipeline"):
+        report = Pipeline(cfg, backend=MaxBackend(), sinks=[CollectSink()], source_factory=factory or open_source).run()
+    return report, [r.getMessage() for r in caplog.records if r.name == "pf_stream.pipeline"]
+
+
+def test_a_slow_synthetic_source_does_not_flap_no_signal(caplog):
+    # 0.7 fps IR (a frame every 1.43 s) against the default no_signal_after_s of 1 s: the log said
+    # "ir: NO SIGNAL" and "ir: signal back" on every frame.
+    report, said = _run_with_slow_sources(caplog, "synthetic://?size=64x48&fps=0.7", "synthetic://?size=64x48&fps=30",
+                                          duration_s=4.6)
+    assert report["sources"]["ir"]["captured"] >= 3  # it ran for several of its frames
+    assert not [m for m in said if "NO SIGNAL" in m or "signal back" in m], said
+
+
+def test_a_slow_live_source_settles_and_one_that_stops_still_gets_no_signal(caplog):
+    # A live source has no declared rate: its interval is measured from its frames.  Frames every
+    # 0.5 s against no_signal_after_s 0.3 s; after 6 frames it stops delivering (no error, no end).
+    def factory(uri, **kw):
+        from pf_stream.sources import open_source
+
+        return SlowCamera(0.5, frames=6, **kw) if uri == "slowcam://" else open_source(uri, **kw)
+
+    report, said = _run_with_slow_sources(caplog, "slowcam://", "synthetic://?size=64x48&fps=30", factory,
+                                          duration_s=5.5, sources__no_signal_after_s=0.3)
+    assert report["sources"]["ir"]["captured"] == 5  # the frame read at open() is not republished
+    ir = [m for m in said if m.startswith("ir: ")]
+    # When it stopped, NO SIGNAL came once, after 3 of its intervals rather than after 0.3 s ...
+    assert ir[-1] == "ir: NO SIGNAL (no frame for 1.5 s); the output goes on without it", said
+    # ... and before that it never flapped, except possibly once at start-up: a live source's pace is
+    # known from its second frame on, until then no_signal_after_s alone applies (docs/STREAMING.md).
+    assert ir[:-1] in ([], ["ir: NO SIGNAL (no frame for 0.3 s); the output goes on without it", "ir: signal back"]), said
