@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from pf_stream.sources.base import Source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,37 +152,32 @@ def test_train_under_torchrun_only_rank_0_narrates(tmp_path):
 # -- 5. a source slower than no_signal_after_s flapped between NO SIGNAL and "signal back" ----------------
 
 
-class SlowCamera:
+class SlowCamera(Source):
     """A live source (camera / RTSP-like: no declared rate, no pacing by the base class) that
     delivers a frame every ``interval_s``, and after ``frames`` frames stops delivering
     without ending, like a camera whose cable is cut while the driver keeps waiting."""
 
-    def __new__(cls, interval_s: float, frames: int | None = None, **kw):
-        import numpy as np
+    live = True
 
-        from pf_stream.sources.base import Source
-
-        class _SlowCamera(Source):
-            live = True
-
-            def _open(self) -> None:
-                self.k, self.due = 0, None
-
-            def _read(self):
-                import time
-
-                if self.due is None:
-                    self.due = time.monotonic()
-                if frames is not None and self.k >= frames:
-                    self._stop.wait()  # stalls until the run stops
-                    return None
-                if self._stop.wait(max(0.0, self.due - time.monotonic())):
-                    return None
-                self.k, self.due = self.k + 1, self.due + interval_s
-                return np.full((48, 64, 3), 20 * self.k % 256, np.uint8)
-
+    def __init__(self, interval_s: float, frames: int | None = None, **kw):
         keep = {k: v for k, v in kw.items() if k in ("role", "realtime", "reconnect", "reconnect_max_s")}
-        return _SlowCamera("slowcam://", **keep)
+        super().__init__("slowcam://", **keep)
+        self.interval_s, self.frames = interval_s, frames
+        self.k, self.due = 0, None
+
+    def _open(self) -> None:
+        pass
+
+    def _read(self):
+        if self.due is None:
+            self.due = time.monotonic()
+        if self.frames is not None and self.k >= self.frames:
+            self._stop.wait()  # stalls until the run stops
+            return None
+        if self._stop.wait(max(0.0, self.due - time.monotonic())):
+            return None
+        self.k, self.due = self.k + 1, self.due + self.interval_s
+        return np.full((48, 64, 3), 20 * self.k % 256, np.uint8)
 
 
 def _run_with_slow_sources(caplog, ir, vis, factory=None, **settings):
