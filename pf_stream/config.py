@@ -42,7 +42,7 @@ class SourcesConfig:
     exit_on_eos: bool = False  # stop the run when any source ends (default: NO SIGNAL for that side)
     reconnect: bool = True  # reopen a lost camera/stream with backoff
     reconnect_max_s: float = 5.0  # longest wait between two reopen attempts
-    no_signal_after_s: float = 1.0  # a side with no frame for this long shows NO SIGNAL
+    no_signal_after_s: float = 1.0  # a side with no frame for this long (or 3 of its own frame intervals, if longer) shows NO SIGNAL
 
 
 @dataclass
@@ -75,6 +75,7 @@ class FusionConfig:
     precision: PrecisionName = "fp32"  # fp16/bf16 on the GPU only
     weights: str | None = None  # weights file (.safetensors, or .onnx for onnxruntime); None = shipped
     threads: int | None = None  # CPU threads for the backend; None = its default
+    cuda_graphs: bool = True  # torch on cuda: replay the model as a CUDA graph (lite 4.0 -> 0.87 ms on an H100)
 
 
 @dataclass

@@ -370,7 +370,9 @@ def _create_backend(cfg: RunConfig) -> Backend:
     from pf_stream.backends import create_backend
 
     f = cfg.fusion
-    return create_backend(f.model, f.backend, f.device, f.precision, f.weights, f.threads)
+    # Graphs are the torch backend's (auto picks torch on cuda); elsewhere the option is moot.
+    graphs = f.cuda_graphs and f.device == "cuda" and f.backend in ("auto", "torch")
+    return create_backend(f.model, f.backend, f.device, f.precision, f.weights, f.threads, cuda_graphs=graphs)
 
 
 def _nominal_fps(ir: Source, vis: Source, configured: float | None) -> float:

@@ -89,3 +89,20 @@ def test_output_config_carries_the_rtsp_seam():
         "rtsp://0.0.0.0:8554/fused", "op", "x264", 2500, 0.5)
     with pytest.raises(UserError, match="did you mean 'nvenc'"):
         _cfg(["--encoder", "nvnec"])
+
+
+@pytest.mark.parametrize("overrides, graphs", [
+    ({"fusion.device": "cuda"}, True),                                  # auto = torch on cuda
+    ({"fusion.device": "cuda", "fusion.backend": "torch"}, True),
+    ({"fusion.device": "cuda", "fusion.cuda_graphs": False}, False),
+    ({"fusion.device": "cuda", "fusion.backend": "onnxruntime"}, False),
+    ({}, False),                                                        # the CPU never asks for graphs
+])
+def test_pipeline_asks_for_cuda_graphs_on_the_gpu_only(monkeypatch, overrides, graphs):
+    import pf_stream.backends as backends
+    from pf_stream.pipeline import _create_backend
+
+    seen = {}
+    monkeypatch.setattr(backends, "create_backend", lambda *a, **kw: seen.update(kw) or "engine")
+    assert _create_backend(load_config(None, overrides)) == "engine"
+    assert seen["cuda_graphs"] is graphs
