@@ -16,22 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import REPO, assert_user_error, run_tool
+
 SYN = ["--ir", "synthetic://", "--vis", "synthetic://", "--size", "64x48", "--model", "classic", "--frames", "2"]
-
-
-def run_tool(module: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, prog: str, *words: str) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2, f"rc {proc.returncode}\n{proc.stderr}"
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc as a place no one can write a file")
