@@ -177,6 +177,20 @@ def test_taken_port_fails_at_construction(gst):
             RtspSink(parse_rtsp_url(f"rtsp://127.0.0.1:{port}/fused"), encoder="x264")
 
 
+def test_no_signal_waits_three_frame_periods_of_a_slow_stream(gst):
+    """A 0.25 fps stream shows NO SIGNAL after 12 s without a frame, not after the default 3 s
+    (viewers saw NO SIGNAL between every two frames); a 30 fps stream keeps the default."""
+    from pf_stream.sinks.rtsp import RtspSink
+
+    for fps, after in ((0.25, 12.0), (30.0, 3.0)):
+        sink = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), encoder="x264")
+        try:
+            sink.open(64, 48, fps)
+            assert sink._no_signal_after_s == pytest.approx(after)
+        finally:
+            sink.close()
+
+
 def test_user_without_password_is_refused(monkeypatch):
     from pf_stream.sinks.rtsp import RtspSink
 

@@ -10,8 +10,9 @@ x264/NVENC encode once for all viewers.  So:
 
 - a slow model does not stall viewers: with no new frame for 1.5 periods, the last fused
   frame is repeated every period (the output rate given to ``open``);
-- a source that stops altogether turns, after ``no_signal_after_s``, into a dimmed last
-  frame with "NO SIGNAL" (before the first frame viewers see "WAITING FOR VIDEO");
+- a source that stops altogether turns, after ``no_signal_after_s`` (at least 3 output
+  periods), into a dimmed last frame with "NO SIGNAL" (before the first frame viewers see
+  "WAITING FOR VIDEO");
 - with no viewer, no conversion and no encoding happen at all (the encoder pipeline, once
   built, stays idle; see rtsp_server.py for why it is not torn down);
 - each viewer that starts playing gets a forced key frame, so it has a picture at once.
@@ -141,6 +142,9 @@ class RtspSink(Sink):
         fps = float(fps) if fps and fps > 0 else DEFAULT_FPS
         # I420 and H.264 need even sizes: frames are padded by one pixel when odd.
         self._geometry = (width + width % 2, height + height % 2, fps)
+        # A stream slower than the NO SIGNAL delay (a 0.2 fps camera) must not flip to NO SIGNAL
+        # between its frames: wait at least 3 of its frame periods, as the sources do.
+        self._no_signal_after_s = max(self._no_signal_after_s, 3.0 / fps)
         self._opened.set()
         self._clock = threading.Thread(target=self._run_clock, name="rtsp-clock", daemon=True)
         self._clock.start()
