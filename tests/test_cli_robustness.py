@@ -70,10 +70,12 @@ def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
     rng = np.random.default_rng(0)
     for side in ("ir", "vi"):
         (tmp_path / "data" / side).mkdir(parents=True)
-    total = 300
+    # Enough rows (~100 bytes each) to overfill a 64 KiB pipe: once the test stops reading, the
+    # tool blocks on its output and cannot finish before the Ctrl-C, however loaded the machine.
+    total = 1500
     for i in range(total):
         for side in ("ir", "vi"):
-            cv2.imwrite(str(tmp_path / "data" / side / f"p{i:03d}.png"), rng.integers(0, 256, (64, 80), np.uint8))
+            cv2.imwrite(str(tmp_path / "data" / side / f"p{i:04d}.png"), rng.integers(0, 256, (64, 80), np.uint8))
     out = tmp_path / "eval.json"
     proc = subprocess.Popen([sys.executable, "-u", "-m", "pf_stream.cli.eval", "--data", str(tmp_path / "data"),
                              "--method", "max", "--json", str(out)], cwd=REPO, stdout=subprocess.PIPE,
