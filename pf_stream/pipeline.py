@@ -371,7 +371,9 @@ def _create_backend(cfg: RunConfig) -> Backend:
 
     f = cfg.fusion
     # Graphs are the torch backend's (auto picks torch on cuda); elsewhere the option is moot.
-    graphs = f.cuda_graphs and f.device == "cuda" and f.backend in ("auto", "torch")
+    # A torch-tensorrt program (.ep) runs TensorRT's own runtime: never captured (not tried on a GPU).
+    graphs = (f.cuda_graphs and f.device == "cuda" and f.backend in ("auto", "torch")
+              and not str(f.weights or "").endswith(".ep"))
     return create_backend(f.model, f.backend, f.device, f.precision, f.weights, f.threads, cuda_graphs=graphs)
 
 

@@ -97,6 +97,7 @@ def test_output_config_carries_the_rtsp_seam():
     ({"fusion.device": "cuda", "fusion.cuda_graphs": False}, False),
     ({"fusion.device": "cuda", "fusion.backend": "onnxruntime"}, False),
     ({}, False),                                                        # the CPU never asks for graphs
+    ({"fusion.device": "cuda", "fusion.weights": "lite-fp16.ep"}, False),  # torch-tensorrt: its own runtime
 ])
 def test_pipeline_asks_for_cuda_graphs_on_the_gpu_only(monkeypatch, overrides, graphs):
     import pf_stream.backends as backends
