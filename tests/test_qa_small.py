@@ -204,3 +204,18 @@ def test_a_slow_live_source_settles_and_one_that_stops_still_gets_no_signal(capl
     # ... and before that it never flapped, except possibly once at start-up: a live source's pace is
     # known from its second frame on, until then no_signal_after_s alone applies (docs/STREAMING.md).
     assert ir[:-1] in ([], ["ir: NO SIGNAL (no frame for 0.3 s); the output goes on without it", "ir: signal back"]), said
+
+
+def test_pf_train_without_kornia_says_what_to_install(tmp_path):
+    """The GPU machine had no kornia: pf-train ended in a ModuleNotFoundError traceback at its
+    first step.  Here kornia is hidden from the check pf-train makes before training."""
+    code = ("import importlib.util, sys\n"
+            "real = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda name, *a: None if name == 'kornia' else real(name, *a)\n"
+            "from pf_stream.train.cli import main\n"
+            "sys.argv = ['pf-train', '--config', 'configs/train/tiny.yaml', '--out', sys.argv[1]]\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert_user_error(proc, "pf-train", "kornia", "pip install")
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()

@@ -16,6 +16,7 @@ Without --clip-weights the prompt stage is skipped (CLIP weights are never downl
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import shlex
 import sys
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from pf_stream.errors import check_choice
 
     check_choice("model", config.model, [m for m in MODELS if m != "classic"])
+    if importlib.util.find_spec("kornia") is None:  # the losses' SSIM: found out here, not at the first step
+        raise UserError("pf-train needs kornia (the SSIM of its losses): pip install -e '.[train]' or pip install kornia")
     options = RunOptions(
         out=out, clip_model=args.clip_model, clip_weights=args.clip_weights, teacher=args.teacher, init=args.init,
         resume=args.resume, device=args.device, command="pf-train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
