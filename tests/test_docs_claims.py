@@ -85,3 +85,96 @@ def test_stats_json_has_the_documented_keys(tmp_path):
     assert set(stats["stages_ms"]) == {"capture", "pair", "normalise", "align", "fuse", "compose", "output"}
     assert set(stats["dropped_by"]) == {"capture", "pairing", "sinks"}
     assert stats["frames"] == 5 and stats["stop_reason"] == "5 frames done"
+
+
+# -- claims of the GPU session (docs/GPU.md, TRAINING.md, BENCHMARKS.md) that a CPU machine can check --
+
+
+def test_pf_stream_asks_for_cuda_graphs_by_default_and_can_turn_them_off():
+    # docs/GPU.md, "In the pipeline": fusion.cuda_graphs is true by default; --set ...=false turns it off.
+    # (That the pipeline then passes it to the torch backend on cuda only: tests/test_stream_config.py.)
+    from pf_stream.config import FusionConfig
+
+    assert FusionConfig().cuda_graphs is True
+    proc = run_cli("pf_stream.cli.stream", "--set", "fusion.cuda_graphs=false", "--print-config")
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout)["fusion"]["cuda_graphs"] is False
+
+
+def test_lite_runs_one_contourlet_transform_for_both_cameras():
+    # BENCHMARKS/GPU session: both cameras go through one decomposition, stacked on the batch axis.
+    import torch
+
+    from pf_stream.model.registry import load_model
+
+    model, _ = load_model("lite", None)
+    calls = []
+    decompose = model.contourlet.decompose
+
+    def counted(x):
+        calls.append(tuple(x.shape))
+        return decompose(x)
+
+    model.contourlet.decompose = counted
+    with torch.inference_mode():
+        out = model(torch.rand(1, 1, 64, 80), torch.rand(1, 1, 64, 80))
+    assert out.shape == (1, 1, 64, 80)
+    assert calls == [(2, 1, 64, 80)], calls
+
+
+def test_orin_estimates_in_gpu_md_follow_from_the_h100_table():
+    # docs/GPU.md's Jetson table = estimate_orin_nx_ms(GMAC, the H100 fp16 + graphs p50 in BENCHMARKS.md).
+    from pf_stream.bench.model_bench import card_dram_gbs, estimate_orin_nx_ms
+
+    bench = (REPO / "docs" / "BENCHMARKS.md").read_text()
+    h100 = {(m, s): float(ms) for m, s, ms in re.findall(
+        r"^\| (lite|full) \| (\d+×\d+) \| \**fp16 \+ graphs\** \| [^|]+ \| ([\d.]+) \|", bench, re.M)}
+    assert len(h100) == 4, h100
+    rows = re.findall(r"^\| (lite|full)[^|]* \| (\d+×\d+) \| ([\d.]+) \| ([\d.]+) ms[^|]* \| ([\d.]+) ms",
+                      (REPO / "docs" / "GPU.md").read_text(), re.M)
+    assert len(rows) == 4, rows
+    gbs = card_dram_gbs("NVIDIA H100 80GB HBM3")
+    for model, size, gmac, optimistic, pessimistic in rows:
+        est = estimate_orin_nx_ms(float(gmac), h100[(model, size)], gbs)
+        assert est["optimistic_ms"] == pytest.approx(float(optimistic), rel=0.01), (model, size)
+        assert est["pessimistic_ms"] == pytest.approx(float(pessimistic), rel=0.01), (model, size)
+
+
+def test_gpu_slot_schedules_in_the_docs_are_the_configs():
+    # TRAINING.md's table ("steps trained (config)") and its 30-minute sum, and gpu_train.py's
+    # scaling, all assume these schedules.
+    full = yaml.safe_load((REPO / "configs" / "train" / "full.yaml").read_text())
+    lite = yaml.safe_load((REPO / "configs" / "train" / "lite.yaml").read_text())
+    assert (full["stage1"]["steps"], full["stage2"]["steps"], lite["stage2"]["steps"]) == (4000, 8000, 7000)
+    training = (REPO / "docs" / "TRAINING.md").read_text()
+    assert "294 (4000)" in training and "588 (8000)" in training and "1125 (7000)" in training
+    script = (REPO / "scripts" / "gpu_train.py").read_text()
+    assert 'round(4000 * scale)' in script and 'round(8000 * scale)' in script and "min(7000," in script
+
+
+def _script(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([str(REPO / "scripts" / name), *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env={**os.environ, "PYTHON": sys.executable, **env})
+
+
+def test_gpu_check_without_a_gpu_exits_2_saying_so(tmp_path):
+    # docs/GPU.md: `GPU_CHECK_BUDGET_S=250 scripts/gpu_check.sh` ... without a GPU it exits 2.
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here: gpu_check would run for minutes")
+    proc = _script("gpu_check.sh", str(tmp_path), GPU_CHECK_BUDGET_S="250")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "torch sees no CUDA GPU; nothing to check here" in proc.stdout
+    assert "no CUDA GPU" in (tmp_path / "gpu_check.log").read_text()
+
+
+def test_gpu_train_with_a_missing_data_folder_is_one_line(tmp_path):
+    # docs/TRAINING.md / scripts/gpu_train.sh: a failed run is one line and exit 1, naming the folder.
+    missing = tmp_path / "no_such_folder"
+    proc = _script("gpu_train.sh", "--data", str(missing), "--out", str(tmp_path / "out"), "--device", "cpu")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("gpu_train: pf-train failed") and str(missing) in lines[0], lines
