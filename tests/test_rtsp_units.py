@@ -178,17 +178,34 @@ def test_taken_port_fails_at_construction(gst):
 
 
 def test_no_signal_waits_three_frame_periods_of_a_slow_stream(gst):
-    """A 0.25 fps stream shows NO SIGNAL after 12 s without a frame, not after the default 3 s
-    (viewers saw NO SIGNAL between every two frames); a 30 fps stream keeps the default."""
+    """Viewers saw NO SIGNAL between every two frames of a slow feed.  The delay is now at least
+    3 periods of the declared output rate (0.25 fps: 12 s), or of the pace frames are really
+    written at (a live camera declared at 30 fps that delivers one frame every 1.2 s: 3.6 s)."""
+    import time
+
+    import numpy as np
+
+    from pf_stream.frames import FusedFrame
     from pf_stream.sinks.rtsp import RtspSink
 
     for fps, after in ((0.25, 12.0), (30.0, 3.0)):
         sink = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), encoder="x264")
         try:
             sink.open(64, 48, fps)
-            assert sink._no_signal_after_s == pytest.approx(after)
+            assert sink.no_signal_after_s == pytest.approx(after)
         finally:
             sink.close()
+    sink = RtspSink(parse_rtsp_url("rtsp://127.0.0.1:0/fused"), encoder="x264")
+    try:
+        sink.open(64, 48, 30.0)  # a live feed: declared 30 fps, really one frame every 1.2 s or more
+        frame = FusedFrame(image=np.zeros((48, 64, 3), np.uint8), timestamp=0.0, seq=0)
+        for i in range(4):
+            if i:
+                time.sleep(1.2)
+            sink.write(frame)
+        assert sink.no_signal_after_s >= 3.5  # 3 x its pace (a sleep never runs short), not the 3 s floor
+    finally:
+        sink.close()
 
 
 def test_user_without_password_is_refused(monkeypatch):

@@ -537,3 +537,17 @@ def test_rtsp_refusals_say_why_wrong_password_wrong_path_nobody_there():
             assert "wrong-pw" not in msg and "Secret-42" not in msg, msg
     finally:
         server.close()
+
+
+def test_pace_is_the_lower_median_gap_and_restarts_after_a_loss():
+    from pf_stream.pace import Pace
+
+    pace = Pace(window=4)
+    assert pace.typical_s is None
+    for t in (0.0, 2.0, 4.0, 30.0, 32.0):  # one 26 s stall among 2 s gaps
+        pace.note(t)
+    assert pace.typical_s == 2.0
+    pace.restart()  # a reconnect: the gap across it is not counted
+    pace.note(100.0)
+    pace.note(100.5)
+    assert pace.typical_s == 2.0  # gaps now 2, 26, 2, 0.5: lower median 2

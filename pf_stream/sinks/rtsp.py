@@ -34,6 +34,7 @@ import numpy as np
 
 from pf_stream.errors import UserError
 from pf_stream.frames import FusedFrame
+from pf_stream.pace import Pace
 from pf_stream.sinks.base import Sink
 from pf_stream.sinks.gst_encoders import EncoderSettings, load_gstreamer, media_launch, select_encoder
 from pf_stream.sinks.rtsp_server import RtspServer
@@ -89,6 +90,7 @@ class RtspSink(Sink):
         self._fresh = False  # a frame arrived since the last push
         self._latest: FusedFrame | None = None
         self._latest_at = 0.0  # time.monotonic() of the latest write
+        self._pace = Pace()  # how often frames are written: a slow feed is slow, not lost
         self._clock: threading.Thread | None = None
         self.frames_pushed = 0  # pushed into the encoder (repeats included)
         self.frames_converted = 0  # distinct frames converted to I420
@@ -142,12 +144,19 @@ class RtspSink(Sink):
         fps = float(fps) if fps and fps > 0 else DEFAULT_FPS
         # I420 and H.264 need even sizes: frames are padded by one pixel when odd.
         self._geometry = (width + width % 2, height + height % 2, fps)
-        # A stream slower than the NO SIGNAL delay (a 0.2 fps camera) must not flip to NO SIGNAL
-        # between its frames: wait at least 3 of its frame periods, as the sources do.
-        self._no_signal_after_s = max(self._no_signal_after_s, 3.0 / fps)
         self._opened.set()
         self._clock = threading.Thread(target=self._run_clock, name="rtsp-clock", daemon=True)
         self._clock.start()
+
+    @property
+    def no_signal_after_s(self) -> float:
+        """Seconds without a new frame before viewers see NO SIGNAL: the configured delay, or 3
+        periods of the feed if longer (its declared output rate, or the pace frames really come
+        at), so a 0.2 fps camera is not shown as lost between two of its frames."""
+        periods = [1.0 / self._geometry[2]] if self._geometry else []
+        if self._pace.typical_s:
+            periods.append(self._pace.typical_s)
+        return max([self._no_signal_after_s] + [3.0 * p for p in periods])
 
     def write(self, frame: FusedFrame) -> None:
         if self._geometry is None:
@@ -156,6 +165,7 @@ class RtspSink(Sink):
         with self._new_frame:
             self._latest = frame
             self._latest_at = time.monotonic()
+            self._pace.note(self._latest_at)
             self._fresh = True
             self._new_frame.notify()
 
@@ -251,7 +261,7 @@ class RtspSink(Sink):
             self._fresh = False
         if frame is None:
             return "waiting", None
-        if time.monotonic() - at > self._no_signal_after_s:
+        if time.monotonic() - at > self.no_signal_after_s:
             return "no-signal", frame
         return "live", frame
 

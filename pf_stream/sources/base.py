@@ -24,7 +24,6 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from pf_stream.errors import UserError
 from pf_stream.frames import Frame
+from pf_stream.pace import Pace
 
 log = logging.getLogger("pf_stream.sources")
 
@@ -88,10 +88,7 @@ class Source(ABC):
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=fifo_depth)
         self._finished = False  # the capture thread ended (EOS, or lost without reconnect)
         self.last_frame_at = time.monotonic()  # when the newest frame was captured (for NO SIGNAL)
-        # Gaps between recent frames, for typical_interval_s: a 0.5 fps camera is slow, not lost.
-        self._intervals: deque[float] = deque(maxlen=8)
-        self._last_arrival: float | None = None
-        self._typical_s: float | None = None
+        self._pace = Pace()  # gaps between recent frames, for typical_interval_s: a 0.5 fps camera is slow, not lost
 
     # ------------------------------------------------------------ what subclasses implement
 
@@ -120,7 +117,7 @@ class Source(ABC):
         """This source's usual time between frames: measured over its last few frames (the
         lower median, so one long stall does not count as the usual pace), before that its
         declared pace (``period_s``), else None (a live source before its second frame)."""
-        return self._typical_s if self._typical_s is not None else self.period_s
+        return self._pace.typical_s if self._pace.typical_s is not None else self.period_s
 
     # ------------------------------------------------------------ public interface
 
@@ -136,7 +133,7 @@ class Source(ABC):
             raise UserError(f"{self.name} source {redact_uri(self.uri)}: {exc}") from None
         self._opened = True
         if self.live:  # dropped as stale, but it did arrive: the first published frame gives an interval
-            self._note_arrival(time.monotonic())
+            self._pace.note(time.monotonic())
         h, w = self._first.shape[:2]
         self.frame_size = (w, h)
         log.info("%s: %s opened, %dx%d %s", self.name, redact_uri(self.uri), w, h, _describe_dtype(self._first))
@@ -242,7 +239,7 @@ class Source(ABC):
         frame = Frame(image=image, timestamp=time.monotonic(), seq=self._seq, source=self.name)
         self._seq += 1
         self.last_frame_at = frame.timestamp
-        self._note_arrival(frame.timestamp)
+        self._pace.note(frame.timestamp)
         if self.fifo:
             while not self._stop.is_set():  # back-pressure: wait for the consumer, never drop
                 try:
@@ -258,13 +255,6 @@ class Source(ABC):
                 self._cond.notify_all()
         for event in self._listeners:
             event.set()
-
-    def _note_arrival(self, at: float) -> None:
-        if self._last_arrival is not None:
-            self._intervals.append(at - self._last_arrival)
-            ordered = sorted(self._intervals)
-            self._typical_s = ordered[(len(ordered) - 1) // 2]  # one float: read by the loop without a lock
-        self._last_arrival = at
 
     def _finish(self) -> None:
         with self._cond:
@@ -282,7 +272,7 @@ class Source(ABC):
             log.warning("%s: %s (%s); not reconnecting", self.name, reason, redact_uri(self.uri))
             return False
         self._state = LOST
-        self._last_arrival = None  # the gap across the loss is not the source's pace
+        self._pace.restart()  # the gap across the loss is not the source's pace
         for event in self._listeners:
             event.set()
         log.warning("%s: %s; reconnecting", self.name, reason)
