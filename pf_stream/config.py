@@ -75,7 +75,7 @@ class FusionConfig:
     precision: PrecisionName = "fp32"  # fp16/bf16 on the GPU only
     weights: str | None = None  # weights file (.safetensors, or .onnx for onnxruntime); None = shipped
     threads: int | None = None  # CPU threads for the backend; None = its default
-    cuda_graphs: bool = True  # torch on cuda: replay the model as a CUDA graph (lite 4.0 -> 0.87 ms on an H100)
+    cuda_graphs: bool = True  # torch on cuda: replay the model as a CUDA graph (lite fp32 2.6-3.7 -> 0.80 ms on an H100)
 
 
 @dataclass

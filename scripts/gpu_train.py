@@ -1,8 +1,9 @@
 """Train `full` on a GPU, then distil `lite` from it, each schedule fitted to a time budget.
 
 For a short GPU slot (run it through scripts/gpu_train.sh, which makes the checkout importable):
-the configs' schedules (configs/train/full.yaml: 4000 + 8000 steps; lite.yaml: 7000) are
-scaled down to what fits, full's stage I : stage II ratio and every other setting kept.  A
+the configs' schedules (configs/train/full.yaml: 4000 + 8000 steps; lite.yaml: 7000; read from
+the files) are scaled down to what fits, full's stage I : stage II ratio and every other
+setting kept.  A
 probe of a few dozen steps per stage measures this GPU's seconds per step first.
 
     scripts/gpu_train.sh --data DIR [--data DIR ...] --out OUT [--full-s 150] [--lite-s 60] [--set KEY=VALUE ...]
@@ -50,10 +51,19 @@ def probe(tmp: Path, config: str, data: list[str], sets: list[str], stages: tupl
     """Seconds per step of each stage, from a short run's CSV log."""
     shutil.rmtree(tmp, ignore_errors=True)
     steps = [f"{s}.steps={PROBE_STEPS}" for s in stages] + [f"run.log_every={PROBE_FROM}", "run.checkpoint_every=100000"]
-    pf_train(tmp, config, data, sets + steps, extra)
-    out = {s: seconds_per_step(tmp / f"log_{s}.csv") for s in stages}
-    shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    try:
+        pf_train(tmp, config, data, sets + steps, extra)
+        return {s: seconds_per_step(tmp / f"log_{s}.csv") for s in stages}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def schedule(config: str, sets: list[str]) -> tuple[int, int]:
+    """(stage I steps, stage II steps) of a training config with the overrides applied."""
+    from pf_stream.train.config import load_config
+
+    c = load_config(REPO / config, sets)
+    return c.stage1.steps, c.stage2.steps
 
 
 def main() -> int:
@@ -77,8 +87,9 @@ def main() -> int:
     # full: both stages at the config's 1 : 2 ratio, scaled to the budget (never above the config).
     t0 = time.monotonic()
     s = probe(out / "probe", "configs/train/full.yaml", args.data, args.set, ("stage1", "stage2"))
-    scale = min(1.0, args.full_s / (4000 * s["stage1"] + 8000 * s["stage2"]))
-    n1, n2 = max(1, round(4000 * scale)), max(1, round(8000 * scale))
+    full1, full2 = schedule("configs/train/full.yaml", args.set)
+    scale = min(1.0, args.full_s / (full1 * s["stage1"] + full2 * s["stage2"]))
+    n1, n2 = max(1, round(full1 * scale)), max(1, round(full2 * scale))
     report["full"] = {"s_per_step": {k: round(v, 5) for k, v in s.items()}, "steps": [n1, n2], "probe_wall_s": round(time.monotonic() - t0, 1)}
     print(f"full: {s['stage1'] * 1000:.1f} / {s['stage2'] * 1000:.1f} ms per step (stage I / II); "
           f"training {n1} + {n2} steps", flush=True)
@@ -93,7 +104,7 @@ def main() -> int:
     teacher = ["--teacher", str(out / "full" / "full.safetensors")]
     t0 = time.monotonic()
     s = probe(out / "probe", "configs/train/lite.yaml", args.data, args.set, ("stage2",), teacher)
-    n = max(1, min(7000, round(args.lite_s / s["stage2"])))
+    n = max(1, min(schedule("configs/train/lite.yaml", args.set)[1], round(args.lite_s / s["stage2"])))
     report["lite"] = {"s_per_step": {k: round(v, 5) for k, v in s.items()}, "steps": n, "probe_wall_s": round(time.monotonic() - t0, 1)}
     print(f"lite: {s['stage2'] * 1000:.1f} ms per step with the teacher; training {n} steps", flush=True)
     save()
@@ -105,8 +116,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from pf_stream.errors import UserError
+
     try:
         sys.exit(main())
-    except (RuntimeError, OSError, KeyError, ValueError) as exc:  # a failed run or an unreadable log: one line
+    except (RuntimeError, OSError, KeyError, ValueError, UserError) as exc:  # a failed run, a bad config or log: one line
         print(f"gpu_train: {exc}", file=sys.stderr)
         sys.exit(1)

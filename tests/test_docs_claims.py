@@ -141,15 +141,13 @@ def test_orin_estimates_in_gpu_md_follow_from_the_h100_table():
 
 
 def test_gpu_slot_schedules_in_the_docs_are_the_configs():
-    # TRAINING.md's table ("steps trained (config)") and its 30-minute sum, and gpu_train.py's
-    # scaling, all assume these schedules.
+    # TRAINING.md's table ("steps trained (config)") and its 30-minute sum assume these
+    # schedules (gpu_train.py reads them from the configs).
     full = yaml.safe_load((REPO / "configs" / "train" / "full.yaml").read_text())
     lite = yaml.safe_load((REPO / "configs" / "train" / "lite.yaml").read_text())
     assert (full["stage1"]["steps"], full["stage2"]["steps"], lite["stage2"]["steps"]) == (4000, 8000, 7000)
     training = (REPO / "docs" / "TRAINING.md").read_text()
     assert "294 (4000)" in training and "588 (8000)" in training and "1125 (7000)" in training
-    script = (REPO / "scripts" / "gpu_train.py").read_text()
-    assert 'round(4000 * scale)' in script and 'round(8000 * scale)' in script and "min(7000," in script
 
 
 def _script(name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
