@@ -198,3 +198,25 @@ def test_config_values_read_like_the_run_config():
     for bad, wants in [("stage2.lr=.nan", "a finite number"), ("data.folders=x", "a list"), ("run.log_every=2.5", "whole")]:
         with pytest.raises(UserError, match=wants):
             load_config(repo / "configs/train/tiny.yaml", [bad])
+
+
+def test_bf16_autocast_trains_both_stages_close_to_fp32(tmp_path, data):
+    """run.precision=bf16 (autocast, meant for GPUs; CPU autocast here): the same seeded steps
+    give finite losses that differ from fp32 by rounding only — so autocast really ran — and
+    the weights stay fp32 and load."""
+    import csv
+
+    from pf_stream.model.registry import load_model
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        assert _train(["--config", str(REPO / "configs/train/tiny_full.yaml"), "--data", str(data), "--out", str(run),
+                       "--set", f"run.precision={precision}"]) == 0
+        losses[precision] = [float(r["loss"]) for stage in (1, 2) for r in csv.DictReader((run / f"log_stage{stage}.csv").open())]
+        model, info = load_model("full", run / "full.safetensors")
+        assert info.meta["precision"] == precision and next(model.parameters()).dtype == torch.float32
+    first_fp32, first_bf16 = losses["fp32"][0], losses["bf16"][0]
+    assert all(torch.isfinite(torch.tensor(losses["bf16"])))
+    assert first_bf16 != first_fp32 and abs(first_bf16 - first_fp32) < 0.05 * abs(first_fp32)
+    assert _train(["--data", str(data), "--out", str(tmp_path / "x"), "--set", "run.precision=fp16"]) == 2  # bf16 or fp32 only

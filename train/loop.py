@@ -210,6 +210,10 @@ class Trainer:
         log.info("starting from the weights in %s", path)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _amp(self):
+        """Forward passes and losses in bf16 when run.precision is bf16 (backward follows autocast)."""
+        return torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.c.run.precision == "bf16")
+
     def _batch(self, size: int):
         ir, vis = self.sampler.batch(size)
         return ir.to(self.info.device, non_blocking=True), vis.to(self.info.device, non_blocking=True)
@@ -245,6 +249,7 @@ class Trainer:
             "distill": self.o.teacher or c.distill.teacher,
             "init": self.o.init,
             "seed": c.seed,
+            "precision": c.run.precision,
             "torch": torch.__version__,
         }
         save_weights(dist_util.unwrap(self.net), self.o.out / f"{c.model}.safetensors", WeightsMeta(c.model, c.model_config, trained))
@@ -340,10 +345,11 @@ class Trainer:
 
         def body(step: int) -> dict:
             ir, vis = self._batch(c.stage1.batch)
-            rec_ir, rec_vis, f_ir, f_vis = model(ir, vis)
-            l_rec = reconstruction_loss(rec_ir, ir, c.stage1.gradient) + reconstruction_loss(rec_vis, vis, c.stage1.gradient)
-            l_dec = decomposition_loss(f_ir.base, f_vis.base, f_ir.detail, f_vis.detail)
-            loss = l_rec + c.stage1.decomposition * l_dec
+            with self._amp():
+                rec_ir, rec_vis, f_ir, f_vis = model(ir, vis)
+                l_rec = reconstruction_loss(rec_ir, ir, c.stage1.gradient) + reconstruction_loss(rec_vis, vis, c.stage1.gradient)
+                l_dec = decomposition_loss(f_ir.base, f_vis.base, f_ir.detail, f_vis.detail)
+                loss = l_rec + c.stage1.decomposition * l_dec
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -359,27 +365,29 @@ class Trainer:
 
         def body(step: int) -> dict:
             ir, vis = self._batch(c.stage2.batch)
-            fused = net(ir, vis)
-            f_loss, terms = self.fusion_loss(fused, ir, vis)
-            if self.teacher is not None:
-                with torch.no_grad():
-                    teacher_out = self.teacher(ir, vis)
-                d = c.distill.weight * F.l1_loss(fused, teacher_out)
-                terms["distill"] = float(d.detach())
-                f_loss = f_loss + d
-            loss = f_loss
-            if self.prompt is not None:
-                # Lower level: aggregated direction (1 - a_k) grad f + a_k * w * grad F.
-                w_f, w_F = self.schedule.lower_weights(step)
-                coupled = self.prompt_loss.fusion_loss(fused)
-                loss = w_f * f_loss + w_F * c.prompt.weight * coupled.loss
-                terms.update(prompt=float(coupled.loss.detach()), p_pos=coupled.p_positive, alpha=w_F)
+            with self._amp():
+                fused = net(ir, vis)
+                f_loss, terms = self.fusion_loss(fused, ir, vis)
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        teacher_out = self.teacher(ir, vis)
+                    d = c.distill.weight * F.l1_loss(fused, teacher_out)
+                    terms["distill"] = float(d.detach())
+                    f_loss = f_loss + d
+                loss = f_loss
+                if self.prompt is not None:
+                    # Lower level: aggregated direction (1 - a_k) grad f + a_k * w * grad F.
+                    w_f, w_F = self.schedule.lower_weights(step)
+                    coupled = self.prompt_loss.fusion_loss(fused)
+                    loss = w_f * f_loss + w_F * c.prompt.weight * coupled.loss
+                    terms.update(prompt=float(coupled.loss.detach()), p_pos=coupled.p_positive, alpha=w_F)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if self.prompt is not None and self.schedule.upper_step_due(step):
                 # Upper level: prompt context through the current fused images.
-                upper = self.prompt_loss.prompt_loss(fused.detach(), self.fusion_loss.intensity_target(ir, vis))
+                with self._amp():
+                    upper = self.prompt_loss.prompt_loss(fused.detach(), self.fusion_loss.intensity_target(ir, vis))
                 opt_p.zero_grad(set_to_none=True)
                 upper.loss.backward()
                 dist_util.average_gradients(self.prompt, self.info)
