@@ -79,7 +79,10 @@ def test_eval_ctrl_c_keeps_the_rows_scored_so_far_in_the_json(tmp_path):
     out = tmp_path / "eval.json"
     proc = subprocess.Popen([sys.executable, "-u", "-m", "pf_stream.cli.eval", "--data", str(tmp_path / "data"),
                              "--method", "max", "--json", str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # A shell's background job inherits SIGINT ignored, and Python then never
+                            # turns it into KeyboardInterrupt: give the tool a terminal's default.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     rows = 0
     for line in proc.stdout:  # wait for real progress (header + 3 rows), then press Ctrl-C
         rows += line.startswith("p")
