@@ -30,8 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ["640x512", "1280x1024"]
 MODES = [("fp32", False, False), ("fp16", False, False), ("fp16", True, False)]
@@ -69,6 +67,13 @@ def environment() -> dict:
     return env
 
 
+def errors(got, want) -> dict:
+    """Worst pixel and relative error ||got - want|| / ||want|| of two float arrays."""
+    import numpy as np
+
+    return {"max_abs": float(np.abs(got - want).max()), "rel": float(np.linalg.norm(got - want) / np.linalg.norm(want))}
+
+
 # -- 2. accuracy ---------------------------------------------------------------------------
 
 
@@ -78,9 +83,6 @@ def accuracy() -> dict:
     from pf_stream.backends import create_backend
     from pf_stream.bench.model_bench import structured_pair
 
-    def err(got, want):
-        return {"max_abs": float(np.abs(got - want).max()),
-                "rel": float(np.linalg.norm(got - want) / np.linalg.norm(want))}
 
     ir, vis = structured_pair(512, 640)
     bf16 = torch.cuda.get_device_capability(0) >= (8, 0)
@@ -96,7 +98,7 @@ def accuracy() -> dict:
         for precision, graphs, extra in variants:
             b = create_backend(model, "torch", "cuda", precision, cuda_graphs=graphs, channels_last=extra == "channels_last")
             got = b.fuse(ir, vis)
-            e = err(got, want)
+            e = errors(got, want)
             worst, rel = TOLERANCE[precision]
             label = f"{precision}{' + graphs' if graphs else ''}{f' + {extra}' if extra else ''}"
             rows.append({"model": model, "variant": label, **e, "ok": e["max_abs"] <= worst and e["rel"] <= rel})
@@ -108,7 +110,7 @@ def accuracy() -> dict:
     recapture = []
     for h, w in [(512, 640), (512, 640), (1024, 1280), (480, 640)]:
         a, b = structured_pair(h, w, seed=h)
-        e = err(graphed.fuse(a, b), eager.fuse(a, b))
+        e = errors(graphed.fuse(a, b), eager.fuse(a, b))
         recapture.append({"size": f"{w}x{h}", "captures": graphed.graph_captures, **e})
     recapture_ok = [r["captures"] for r in recapture] == [1, 1, 2, 3] and all(r["rel"] <= 1e-3 for r in recapture)
 
@@ -121,7 +123,7 @@ def accuracy() -> dict:
     got.append(pending[1].result())
     pending.append(graphed.submit(*pairs[3]))
     got += [pending[2].result(), pending[3].result()]
-    in_flight_ok = all(np.array_equal(g, w_) for g, w_ in zip(got, want))
+    in_flight_ok = all(bool((g == w_).all()) for g, w_ in zip(got, want))
     return {"variants": rows, "recapture": recapture, "recapture_ok": recapture_ok, "in_flight_ok": in_flight_ok}
 
 
@@ -204,10 +206,10 @@ def compiled_accuracy() -> dict:
     got = b.fuse(ir, vis)  # compiles, then captures
     first_s = time.monotonic() - t0
     b.close()
-    max_abs, rel = float(np.abs(got - want).max()), float(np.linalg.norm(got - want) / np.linalg.norm(want))
-    worst, rel_ok = TOLERANCE["fp16"]
-    return {"model": "lite", "variant": "fp16 + graphs + compile", "max_abs": max_abs, "rel": rel,
-            "ok": max_abs <= worst and rel <= rel_ok, "compile_and_capture_s": round(first_s, 1)}
+    e = errors(got, want)
+    worst, rel = TOLERANCE["fp16"]
+    return {"model": "lite", "variant": "fp16 + graphs + compile", **e,
+            "ok": e["max_abs"] <= worst and e["rel"] <= rel, "compile_and_capture_s": round(first_s, 1)}
 
 
 # -- 4. tests ------------------------------------------------------------------------------
