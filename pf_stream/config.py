@@ -204,6 +204,10 @@ def validate(cfg: RunConfig) -> None:
         raise UserError("--bitrate must be at most 1000000 kbit/s and --keyframe-interval at most 3600 s")
     if cfg.fusion.threads is not None and cfg.fusion.threads < 1:
         raise UserError("--threads must be >= 1")
+    if cfg.outputs.rtsp_user and not cfg.outputs.rtsp:
+        # It was silently ignored: the user believed the stream was protected, or served.
+        raise UserError("--rtsp-user applies to --rtsp output (outputs.rtsp_user needs outputs.rtsp): "
+                        "add --rtsp rtsp://@:8554/fused or drop --rtsp-user")
 
 
 # --------------------------------------------------------------------------- internals

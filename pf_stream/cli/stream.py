@@ -153,19 +153,6 @@ def _check_record_is_not_an_input(cfg: RunConfig) -> None:
                             "choose another file")
 
 
-def _check_rtsp_user_has_rtsp(cfg: RunConfig, args: argparse.Namespace) -> None:
-    """An RTSP user name with no RTSP output was silently ignored: the user believed the
-    stream was protected, or served, and it was neither.  Checked on the loaded config, so a
-    YAML (--config) or --set outputs.rtsp_user is caught too, not only the flag."""
-    if not cfg.outputs.rtsp_user or cfg.outputs.rtsp:
-        return
-    if hasattr(args, "outputs.rtsp_user"):  # given as the flag: name the flags
-        raise UserError("--rtsp-user applies to --rtsp output; add --rtsp rtsp://@:8554/fused or drop --rtsp-user")
-    where = f" (from --config {args.config})" if args.config else ""
-    raise UserError(f"outputs.rtsp_user is set{where} but outputs.rtsp is not: the user name applies to the RTSP "
-                    "output only; add --rtsp rtsp://@:8554/fused or remove outputs.rtsp_user")
-
-
 def _summary(report: dict) -> str:
     lat = report.get("latency_ms") or {}
     # elapsed_s covers start-up and stop too; fps is the output rate from the first frame to the last.
@@ -179,7 +166,6 @@ def _summary(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    _check_rtsp_user_has_rtsp(cfg, args)
     if args.print_config:
         sys.stdout.write(to_yaml(cfg))
         return 0
