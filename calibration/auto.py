@@ -21,9 +21,9 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
    structure, so warped and unwarped copies of a pair land on the same answer far more
    often than with edges alone (see docs/CALIBRATION.md for the numbers).
 5. **Vouch** (``vouch.py``): the answer is accepted only if it passes every check --
-   edges agree clearly better than chance, no distinct dense end gains nearly as much
-   over chance, every half of the frame holds edges that agree better than chance, and,
-   last, a *self-check*: copies of the IR warped by known small homographies are
+   no distinct dense end gains nearly as much over chance; block matching cell by cell
+   around the answer confirms it in enough of the picture, and in every half of the
+   frame (so no corner is extrapolated); and, last, a *self-check*: copies of the IR warped by known small homographies are
    registered again from scratch and must come back within ``max_error``.  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
@@ -472,7 +472,7 @@ def _checks(parts: _Parts) -> dict[str, float]:
     hits = vouch.chance_hits(fields[FINE], points[FINE], best.g)
     chance = float(hits.mean())
     inliers = inlier_fraction(fields[FINE], points[FINE], best.g)
-    checks = {f"lift_{k}": v for k, v in vouch.half_lifts(fields[FINE], points[FINE], best.g, hits, size).items()}
+    checks = vouch.local_agreement(parts.work.ir, parts.work.vis, fill_mask(parts.work.ir), best.g)
     checks.update(
         inliers=inliers,
         chance=chance,
