@@ -469,8 +469,7 @@ def _checks(parts: _Parts) -> dict[str, float]:
     chance_cost = float(np.mean(shifted_costs))
     gain = max(chance_cost - best.cost, 1e-12)
     rival = max((chance_cost - f.cost for f in parts.dense[1:] if corner_error(f.g, best.g, size) > RIVAL_PX), default=0.0)
-    hits = vouch.chance_hits(fields[FINE], points[FINE], best.g)
-    chance = float(hits.mean())
+    chance = vouch.chance_level(fields[FINE], points[FINE], best.g)
     inliers = inlier_fraction(fields[FINE], points[FINE], best.g)
     checks = vouch.local_agreement(parts.work.ir, parts.work.vis, fill_mask(parts.work.ir), best.g)
     checks.update(

@@ -32,16 +32,17 @@ MIN_AGREE = 4  # confirming cells needed in each half of the frame (and so in al
 MIN_AGREE_SHARE = 0.5  # of the cells with shared structure, this share must confirm
 
 
-def chance_hits(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> np.ndarray:
-    """Per IR edge point: how often it lands near a compatible VIS edge when the transform
-    is shifted well off the answer (8 directions, 8 and 12 px).  Its mean is the chance level."""
+def chance_level(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> float:
+    """Share of IR edge points that land near a compatible VIS edge when the transform is
+    shifted well off the answer (8 directions, 8 and 12 px): what the edge *lift* (the
+    YAML's ``score``) is measured above."""
     hits = []
     for radius in (8.0, 12.0):
         for a in np.linspace(0, 2 * np.pi, 8, endpoint=False):
             t = np.array([[1, 0, radius * np.cos(a)], [0, 1, radius * np.sin(a)], [0, 0, 1.0]])
             dist, _, _ = vis_edges.nearest(project(t @ g, pts.xy), pts.bins)
             hits.append(dist <= tol)
-    return np.mean(hits, axis=0)
+    return float(np.mean(hits))
 
 
 def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np.ndarray) -> dict[str, float]:
