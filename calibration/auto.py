@@ -23,8 +23,9 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
 5. **Vouch** (``vouch.py``): the answer is accepted only if it passes every check --
    no distinct dense end gains nearly as much over chance; block matching cell by cell
    around the answer confirms it in enough of the picture, and in every half of the
-   frame (so no corner is extrapolated); and, last, a *self-check*: copies of the IR warped by known small homographies are
-   registered again from scratch and must come back within ``max_error``.  Otherwise
+   frame (so no corner is extrapolated); and, last, a *self-check*: copies of the IR
+   warped by known small homographies are registered again from scratch and must come
+   back within ``max_error``.  Otherwise
    :class:`RegistrationRefused` says which check failed: a refusal is one line and exit 2,
    never a transform written with a success code.
 

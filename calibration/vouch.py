@@ -22,7 +22,7 @@ RIVAL_SCORE = 0.9  # a distinct dense end gaining this much of the winner's gain
 MAX_SELF_CHECK = 1.0  # work px: re-registrations of known-warped copies of the IR must come back this close
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
-# seeds 0-11 of the known-warp evaluation (docs/CALIBRATION.md) before the held-out seeds.
+# seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
 LOCAL_GRID = (8, 6)  # cells across, down
 LOCAL_RADIUS = 7  # work px: shifts searched in each cell
 LOCAL_RING = 5  # work px: shifts at least this far (either axis) are the cell's chance level
@@ -127,12 +127,16 @@ def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHEC
         return f"a distinct alignment fits as well (rival/best {checks['rival_ratio']:.2f})"
     cells, agree = int(checks["local_cells"]), int(checks["local_agree"])
     if agree < MIN_AGREE or checks["local_share"] < MIN_AGREE_SHARE:
-        return f"too little of the picture confirms the answer (picture cells confirming it: {agree} of the {cells} with structure both cameras share)"
+        return (
+            "too little of the picture confirms the answer "
+            f"(picture cells confirming it: {agree} of the {cells} with structure both cameras share)"
+        )
     weakest = min(HALVES, key=lambda h: checks[f"local_{h}"])
     if checks[f"local_{weakest}"] < MIN_AGREE:
         return (
             f"the {weakest} half of the picture has too little structure both cameras share "
-            f"(cells confirming the answer there: {int(checks[f'local_{weakest}'])} < {MIN_AGREE}), so its corners are guesswork; "
+            f"(cells confirming the answer there: {int(checks[f'local_{weakest}'])} < {MIN_AGREE}), "
+            "so its corners are guesswork; "
             "use a scene with shared outlines across the whole frame, or --method target"
         )
     if checks.get("self_check_px", 0.0) > max_self_check:
