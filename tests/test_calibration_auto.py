@@ -122,3 +122,22 @@ def test_real_pair_with_a_half_that_no_camera_outlines_is_refused(shared_data):
     result, refusal = assess(cv2.warpPerspective(ir, warp, (ir.shape[1], ir.shape[0]), flags=cv2.INTER_LINEAR), vis)
     assert refusal and refusal.startswith("refused: the bottom half of the picture has too little structure"), refusal
     assert result.checks["local_top"] >= 2 * vouch.MIN_AGREE and result.checks["local_bottom"] < vouch.MIN_AGREE, result.checks
+
+
+def test_local_agreement_confirms_the_truth_cell_by_cell_and_not_a_shifted_answer():
+    """The cell check on its own, with exact truth (identity): every cell with structure both
+    pictures share finds its best shift at the truth; with the answer 5 px off (beyond the
+    2 px tolerance, inside the 7 px search) none does, and the bottom half alone shifted
+    loses exactly the bottom half."""
+    ir, vis = shapes_scene()
+    valid = np.ones(ir.shape, bool)
+    truth = vouch.local_agreement(ir, vis, valid, np.eye(3))
+    assert truth["local_cells"] >= 30 and truth["local_share"] >= 0.95, truth
+    off = vouch.local_agreement(ir, vis, valid, np.array([[1.0, 0, 5], [0, 1, 0], [0, 0, 1]]))
+    assert off["local_agree"] <= 1 and off["local_cells"] >= 30, off
+    ir_bottom_moved = ir.copy()
+    ir_bottom_moved[240:] = np.roll(ir, 5, axis=1)[240:]
+    half = vouch.local_agreement(ir_bottom_moved, vis, valid, np.eye(3))
+    assert half["local_top"] >= 2 * vouch.MIN_AGREE and half["local_bottom"] <= 1, half
+    assert vouch.failed_check({"rival_ratio": 0.0, **truth}) is None
+    assert "confirm" in vouch.failed_check({"rival_ratio": 0.0, **half}), half
