@@ -48,6 +48,10 @@ log = logging.getLogger("pf_stream.pipeline")
 # typical frame intervals if that is longer: a 0.5 fps camera is slow, not lost, and with the
 # fixed threshold alone it flipped between NO SIGNAL and "signal back" on every frame.
 NO_SIGNAL_INTERVALS = 3.0
+# A live source (camera, stream) before its second frame has no measured pace: slow and lost
+# look the same.  It gets this long (or no_signal_after_s, if longer) to send that frame, so a
+# 0.5 fps thermal core does not show NO SIGNAL once at every start; a lost one still does.
+FIRST_INTERVAL_GRACE_S = 10.0
 
 
 class Pipeline:
@@ -388,4 +392,6 @@ def _nominal_fps(ir: Source, vis: Source, configured: float | None) -> float:
 def _no_signal_after(src: Source, floor_s: float) -> float:
     """Seconds without a frame after which ``src`` counts as NO SIGNAL (see NO_SIGNAL_INTERVALS)."""
     typical = src.typical_interval_s
-    return max(floor_s, NO_SIGNAL_INTERVALS * typical) if typical else floor_s
+    if typical is None:  # a live source before its second frame
+        return max(floor_s, FIRST_INTERVAL_GRACE_S)
+    return max(floor_s, NO_SIGNAL_INTERVALS * typical)
