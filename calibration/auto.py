@@ -396,10 +396,11 @@ def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.nd
     if len(points[FINE]) < MIN_EDGE_POINTS or len(fields[FINE].points) < MIN_EDGE_POINTS:
         raise RegistrationRefused("refused: too few edges to register: use a scene with more structure or --method target")
     ends = _explore(fields, points, [refine(fields, points, p.g, opts.model, size) for p in peaks], opts, size)
-    aligner = DenseAligner(work.ir, _dense_vis(work), fill_mask(work.ir))
+    ir_valid = fill_mask(work.ir)
+    aligner = DenseAligner(work.ir, _dense_vis(work), ir_valid)
     dense = _dense_ends(aligner, ends, opts.model, size)
     h = work.vis_to_full @ dense[0].g @ work.ir_to_work
-    return h / h[2, 2], _Parts(work, size, fields, points, ends, search_checks, aligner, dense)
+    return h / h[2, 2], _Parts(work, size, fields, points, ends, search_checks, ir_valid, aligner, dense)
 
 
 def _dense_vis(work: _Work) -> np.ndarray:
@@ -453,6 +454,7 @@ class _Parts:
     points: dict[float, EdgePoints]
     ends: list[_End]
     search_checks: dict[str, float]
+    ir_valid: np.ndarray  # work IR pixels that hold picture (dense.fill_mask)
     aligner: DenseAligner
     dense: list[DenseFit]  # lowest cost first; dense[0].g is the answer
 
@@ -472,7 +474,7 @@ def _checks(parts: _Parts) -> dict[str, float]:
     rival = max((chance_cost - f.cost for f in parts.dense[1:] if corner_error(f.g, best.g, size) > RIVAL_PX), default=0.0)
     chance = vouch.chance_level(fields[FINE], points[FINE], best.g)
     inliers = inlier_fraction(fields[FINE], points[FINE], best.g)
-    checks = vouch.local_agreement(parts.work.ir, parts.work.vis, fill_mask(parts.work.ir), best.g)
+    checks = vouch.local_agreement(parts.work.ir, parts.work.vis, parts.ir_valid, best.g)
     checks.update(
         inliers=inliers,
         chance=chance,
