@@ -57,6 +57,8 @@ DENSE_MERGE_PX = 0.5  # work px: dense starts this close after the coarse levels
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
+SELF_CHECK_LOST = 5.0  # a copy landing more than this many self-check bars away lost its own search (see _self_check)
+SELF_CHECK_MAX_LOST = 1  # lost copies replaced by a fresh one; one more and the answer is refused
 MIN_WORK_SIDE = 16  # px: smallest side either picture may have at the working scale (input check)
 AGREEMENT = 2.0  # several pairs: accepted answers may lie this many self-check bars apart (see register_pairs)
 
@@ -338,8 +340,10 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     max_error = opts.max_error / to_full if opts.max_error is not None else vouch.MAX_SELF_CHECK
     failed = vouch.failed_check(result.checks, max_error)
     if not failed and opts.self_check:  # the costly check last, only for an answer that passed the rest
-        self_px = _self_check(ir, vis, opts, result.homography, max_error * to_full) / to_full
+        self_px, lost = _self_check(ir, vis, opts, result.homography, max_error * to_full)
+        self_px /= to_full
         result.checks["self_check_px"] = round(self_px, 4)
+        result.checks["self_check_lost"] = lost
         # The self-check is the direct measurement of how far a re-registration lands.
         result.error_px = round(self_px * to_full, 3)
         failed = vouch.failed_check(result.checks, max_error)
@@ -352,36 +356,54 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     return result, f"refused: {failed}{advice}"
 
 
-def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, give_up_above: float = math.inf) -> float:
-    """Largest distance (mean corner error, VIS px) between the answer ``h`` and the answers
-    for copies of the IR warped by known random homographies, mapped back.  Stops at the
-    first copy landing more than ``give_up_above`` VIS px away: the verdict is settled.
+def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float) -> tuple[float, int]:
+    """How far re-registrations of known-warped copies of the IR land from the answer ``h``.
 
-    Why: the edge objective of a real pair can have two optima of nearly equal score a few
-    pixels apart (parallax, repeated structure), and which one the search and the restarts
-    reach depends on details as small as the resampling of the picture.  The restarts only
-    probe the neighbourhood of the answer; re-running the *whole*
-    pipeline on a picture whose correct answer is known in advance (``h`` composed with
-    the warp) asks directly whether the method would give the same answer again.  An
-    answer that does not survive this is not one the method can vouch for.
+    Returns (distance, lost): the largest distance (mean corner error, VIS px) among the
+    SELF_CHECK_COPIES copies that came back, and how many copies were *lost* on the way.
+    A copy is lost when it lands more than SELF_CHECK_LOST x ``bar`` away (or has too few
+    edges left to register); it is replaced by a fresh copy, once.  A second lost copy
+    ends the check with that copy's distance, as does the first copy landing between
+    ``bar`` and the lost distance: either way the verdict is settled.
+
+    Why re-register at all: the edge objective of a real pair can have two optima of
+    nearly equal score a few pixels apart (parallax, repeated structure), and which one
+    the search and the restarts reach depends on details as small as the resampling of
+    the picture.  Re-running the *whole* pipeline on a picture whose correct answer is
+    known in advance (``h`` composed with the warp) asks directly whether the method would
+    give the same answer again.  An answer that does not survive this is not one the
+    method can vouch for.
+
+    Why one lost copy is forgiven: a copy landing tens of pixels away is a copy whose own
+    coarse search failed (the warp pushed its best peak out of reach), which says little
+    about the answer's precision, while a copy landing 1-5 px away says the answer sits in
+    a valley the method does not come back to.  Seeds 0-17 of the known-warp evaluation
+    held 3 correct answers refused only for one lost copy (15-74 px; the other two copies
+    within 0.3 px) and no wrong answer that this lets through (docs/CALIBRATION.md).
     """
     size = (ir.shape[1], ir.shape[0])
     rng = np.random.default_rng(opts.seed + 7)
-    worst = 0.0
+    worst, lost, back = 0.0, 0, 0
     corners = image_corners(size)
-    for _ in range(SELF_CHECK_COPIES):
+    while back < SELF_CHECK_COPIES:
         warp = random_homography(size, rng, SELF_CHECK_WARP)
         if opts.model != "homography":  # a warp the model cannot undo would land off by its own residual
             warp, _ = fit_model(corners, project(warp, corners), opts.model)
         copy = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
         try:
-            g = _best_fit(copy, vis, opts)[0]
+            distance = corner_error(_best_fit(copy, vis, opts)[0] @ warp, h, size)
         except RegistrationRefused:  # a copy with too few edges left: nothing comes back
-            return float("inf")
-        worst = max(worst, corner_error(g @ warp, h, size))
-        if worst > give_up_above:
+            distance = math.inf
+        if distance > SELF_CHECK_LOST * bar:
+            lost += 1
+            if lost > SELF_CHECK_MAX_LOST:
+                return distance, lost
+            continue
+        back += 1
+        worst = max(worst, distance)
+        if worst > bar:
             break
-    return worst
+    return worst, lost
 
 
 def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts]:

@@ -140,8 +140,10 @@ def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHEC
             "use a scene with shared outlines across the whole frame, or --method target"
         )
     if checks.get("self_check_px", 0.0) > max_self_check:
+        lost = int(checks.get("self_check_lost", 0))
         return (
             f"the answer is not reproducible: the same IR, warped by a known small homography and "
             f"registered again, lands {checks['self_check_px']:.1f} px away (> {max_self_check:.1f}, see --max-error)"
+            + (f" and {lost} such copies were lost entirely" if lost > 1 else "")
         )
     return None

@@ -141,3 +141,46 @@ def test_local_agreement_confirms_the_truth_cell_by_cell_and_not_a_shifted_answe
     assert half["local_top"] >= 2 * vouch.MIN_AGREE and half["local_bottom"] <= 1, half
     assert vouch.failed_check({"rival_ratio": 0.0, **truth}) is None
     assert "confirm" in vouch.failed_check({"rival_ratio": 0.0, **half}), half
+
+
+@pytest.mark.parametrize(
+    "landings, distance, lost",
+    [
+        ([0.2, 0.3, 0.4], 0.4, 0),  # all three copies come back: the largest distance
+        ([40.0, 0.2, 0.3, 0.1], 0.3, 1),  # one copy lost (its own search failed): replaced, accepted
+        ([40.0, 0.2, 60.0], 60.0, 2),  # a second lost copy settles it: refused
+        ([0.2, 2.5], 2.5, 0),  # a copy 1-5 bars away is not "lost": refused at once
+    ],
+)
+def test_self_check_replaces_one_lost_copy_and_no_more(monkeypatch, landings, distance, lost):
+    """The self-check on scripted re-registrations: copy k lands ``landings[k]`` px (mean
+    corner distance) from the answer.  Checks the bookkeeping of _self_check itself: which
+    copies count, when a lost one is replaced, and when it stops early."""
+    from pf_stream.calibration import auto
+
+    size = (64, 48)
+    answer = np.eye(3)
+    calls = iter(landings)
+
+    def fake_best_fit(copy, vis, opts):
+        # The copy was warped by `warp`; answer∘warp⁻¹ shifted by d px lands d px away.
+        d = next(calls)
+        return np.array([[1, 0, d], [0, 1, 0], [0, 0, 1.0]]) @ np.linalg.inv(last_warp[0]), None
+
+    last_warp = [np.eye(3)]
+    real_random = auto.random_homography
+
+    def remember(*args, **kwargs):
+        last_warp[0] = real_random(*args, **kwargs)
+        return last_warp[0]
+
+    monkeypatch.setattr(auto, "_best_fit", fake_best_fit)
+    monkeypatch.setattr(auto, "random_homography", remember)
+    got, got_lost = auto._self_check(np.zeros(size[::-1], np.uint8), None, AutoOptions(), answer, bar=1.0)
+    assert got == pytest.approx(distance) and got_lost == lost
+    assert next(calls, None) is None, "every scripted copy was used, and no more"
+    refused = vouch.failed_check(
+        {"rival_ratio": 0, "local_cells": 20, "local_agree": 20, "local_share": 1.0, **{f"local_{h}": 10 for h in vouch.HALVES},
+         "self_check_px": got, "self_check_lost": got_lost}
+    )
+    assert (refused is None) == (distance <= 1.0), refused
