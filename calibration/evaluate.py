@@ -7,10 +7,12 @@ Three experiments:
 * **known warps** -- a random homography (each corner moved up to 2 % of the width) is
   applied to the IR of an aligned roadscene / TNO pair; ``auto`` must recover it.  Errors
   are mean corner distances in VIS px, measured two ways: *raw* against the dataset's own
-  alignment, and *relative* against the method's estimate on the unwarped pair composed
-  with the known warp.  The second removes each pair's residual misalignment (the
-  "aligned" pairs are off by 1-9 px themselves, see the docs), so it measures whether the
-  method recovers the warp it was given.
+  alignment, and *relative* against the pair's *reference* composed with the known warp.
+  The reference is the method's own estimate of the unwarped pair's residual misalignment
+  (the "aligned" pairs are off by 1-9 px themselves, see the docs), so the relative error
+  measures whether the method recovers the warp it was given.  One estimate can be off by
+  itself (a flat optimum: re-estimates 2 px apart), so the reference is the medoid of three:
+  the unwarped pair and two known-warped copies of its IR, mapped back.
 * **mismatched pairs** -- IR of one scene against VIS of another: every answer is wrong,
   so every one must be refused.
 * **msrs_test/ir_warp** -- IR with a non-rigid synthetic deformation; ``ir/`` is the truth.
@@ -28,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pf_stream.calibration.auto import AutoOptions, assess, estimate
+from pf_stream.calibration.auto import AutoOptions, RegistrationRefused, assess, estimate
 from pf_stream.calibration.geometry import corner_error, random_homography
 
 
@@ -51,33 +53,62 @@ def pick_pairs(data: Path, n: int, seed: int) -> list[tuple[str, np.ndarray, np.
     return out
 
 
+REFERENCE_COPIES = 2  # known-warped copies of the unwarped IR estimated for the reference (see reference)
+
+
 @dataclass
 class WarpCase:
     name: str
     accepted: bool
     raw_px: float  # vs the dataset's alignment composed with the known warp
-    relative_px: float  # vs the method's own estimate on the unwarped pair, composed with the warp
+    relative_px: float  # vs the pair's reference (its own residual alignment), composed with the warp
     estimated_px: float  # the method's own error estimate (nan when refused)
     note: str
     seconds: float
+    reference_spread_px: float  # the farthest of the pair's other estimates from the reference: its own precision
+
+
+def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The pair's own residual alignment as the method sees it: the medoid of its estimates
+    of the unwarped pair and of REFERENCE_COPIES copies of the IR warped by known random
+    homographies (mapped back), and the largest distance from it to the others (VIS px).
+
+    Why not the one estimate of the unwarped pair: where the optimum is flat, estimates of
+    the same pair land up to 2.5 px apart (TNO 22; roadscene FLIR_01274, seed 30: the one
+    estimate 2.1-2.5 px from three re-estimates that agree within 0.4 px), and an answer
+    graded against the odd one out is counted wrong, or right, by the reference's error.
+    The copies are drawn from their own generator, so the known warps stay as they were.
+    """
+    size = (ir.shape[1], ir.shape[0])
+    found = [estimate(ir, vis, opts).homography]
+    for _ in range(REFERENCE_COPIES):
+        warp = random_homography(size, rng)
+        try:
+            found.append(estimate(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts).homography @ warp)
+        except RegistrationRefused:  # a copy with too few edges left
+            pass
+    apart = np.array([[corner_error(a, b, size) for b in found] for a in found])
+    best = int(np.argmin(apart.sum(axis=1)))  # the medoid: least total distance to the others
+    return found[best], float(apart[best].max())
 
 
 def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOptions | None = None) -> list[WarpCase]:
     opts = options or AutoOptions()
     rng = np.random.default_rng(seed + 1000)
+    reference_rng = np.random.default_rng(seed + 2000)
     cases = []
     for name, ir, vis in pick_pairs(data, n, seed):
         size = (ir.shape[1], ir.shape[0])
         warp = random_homography(size, rng)
         truth = np.linalg.inv(warp)  # warped IR px -> VIS px
         ir_warped = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
-        own = estimate(ir, vis, opts).homography  # the pair's own residual alignment
+        own, spread = reference(ir, vis, opts, reference_rng)
         start = time.perf_counter()
         res, refusal = assess(ir_warped, vis, opts)
         seconds = time.perf_counter() - start
         h, est = res.homography, float("nan") if refusal else res.error_px
         cases.append(
-            WarpCase(name, not refusal, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, refusal or "", seconds)
+            WarpCase(name, not refusal, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, refusal or "", seconds, spread)
         )
     return cases
 
@@ -129,9 +160,13 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["warps", "mismatched", "msrs"])
     args = parser.parse_args()
     if "warps" not in args.skip:
-        print("| pair | accepted | raw error px | relative error px | estimated px | s | note |\n|---|---|---|---|---|---|---|")
+        print("| pair | accepted | raw error px | relative error px | reference spread px | estimated px | s | note |\n|---|---|---|---|---|---|---|---|")
         for c in known_warp_cases(args.data, args.cases, args.seed):
-            print(f"| {c.name} | {'yes' if c.accepted else 'no'} | {c.raw_px:.2f} | {c.relative_px:.2f} | {c.estimated_px:.2f} | {c.seconds:.1f} | {c.note[:90]} |", flush=True)
+            print(
+                f"| {c.name} | {'yes' if c.accepted else 'no'} | {c.raw_px:.2f} | {c.relative_px:.2f} | {c.reference_spread_px:.2f} "
+                f"| {c.estimated_px:.2f} | {c.seconds:.1f} | {c.note[:90]} |",
+                flush=True,
+            )
     if "mismatched" not in args.skip:
         print("\n| mismatched pair | accepted | message |\n|---|---|---|")
         for name, accepted, msg in mismatched_cases(args.data, 6, args.seed):

@@ -184,3 +184,30 @@ def test_self_check_replaces_one_lost_copy_and_no_more(monkeypatch, landings, di
          "self_check_px": got, "self_check_lost": got_lost}
     )
     assert (refused is None) == (distance <= 1.0), refused
+
+
+def test_reference_is_the_medoid_of_the_pair_s_estimates(monkeypatch):
+    """The evaluation's reference (a pair's own residual alignment): when the estimate of
+    the unwarped pair is the odd one out (2.5 px from two re-estimates that agree), the
+    reference is one of the agreeing two, and its spread says how far the odd one lies."""
+    size = (64, 48)
+    lands = [2.5, 0.0, 0.2]  # x shift of each estimate once mapped back: unwarped pair, copy 1, copy 2
+    warps, calls = [], []
+    real_random = evaluate.random_homography
+
+    def remember(*args, **kwargs):
+        warps.append(real_random(*args, **kwargs))
+        return warps[-1]
+
+    def scripted_estimate(ir, vis, opts):
+        shift = np.array([[1, 0, lands[len(calls)]], [0, 1, 0], [0, 0, 1.0]])
+        calls.append(1)
+        # the k-th copy was warped by warps[k-1]: its answer is the shifted reference undoing that warp
+        answer = shift if len(calls) == 1 else shift @ np.linalg.inv(warps[len(calls) - 2])
+        return type("Result", (), {"homography": answer})()
+
+    monkeypatch.setattr(evaluate, "random_homography", remember)
+    monkeypatch.setattr(evaluate, "estimate", scripted_estimate)
+    ref, spread = evaluate.reference(np.zeros(size[::-1], np.uint8), None, AutoOptions(), np.random.default_rng(0))
+    assert len(calls) == 1 + evaluate.REFERENCE_COPIES == 3
+    assert ref[0, 2] == pytest.approx(0.2) and spread == pytest.approx(2.3), (ref, spread)
