@@ -296,6 +296,10 @@ class Trainer:
                 self._stage1(stage1, opt1, state)
                 state = TrainState(stage=2, sampler=self.sampler.state(), elapsed_s=self.elapsed)
             self._stage2(opt2, opt_p, state)
+            # Every rank finished before any tears the process group down: a rank leaving
+            # while its peer still had gloo work open aborted that peer once (SIGABRT,
+            # "terminate called without an active exception", in a fresh-clone test run).
+            dist_util.barrier(self.info)
         finally:
             for sig, handler in prev.items():
                 signal.signal(sig, handler)
