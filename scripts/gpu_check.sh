@@ -16,7 +16,7 @@ OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 source scripts/gpu_env.sh   # REPO, PY, and the import shim
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 export PF_STREAM_CACHE="$OUT_DIR/cache"   # ONNX/engine caches of this run stay out of the home folder
-BUDGET_S="${GPU_CHECK_BUDGET_S:-470}"   # a shorter slot: GPU_CHECK_BUDGET_S=250 scripts/gpu_check.sh
+BUDGET_S="${GPU_CHECK_BUDGET_S:-430}"   # a shorter slot: GPU_CHECK_BUDGET_S=250 scripts/gpu_check.sh
 timeout "$((BUDGET_S + 50))" "$PY" scripts/gpu_check.py --out "$OUT_DIR" --budget-s "$BUDGET_S" 2>&1 | tee "$OUT_DIR/gpu_check.log"
 status=${PIPESTATUS[0]}
 rm -rf "$OUT_DIR/cache"
