@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU check, for a short slot on a GPU machine (H100/H200 class, no network):
 #   accuracy of fp16/bf16 and CUDA graphs vs fp32, pf-bench tables (lite/full, 640x512 and
-#   1280x1024, fp32 / fp16 / fp16 + CUDA graphs), pf-bench --backend all, tests/test_gpu_*.py.
+#   1280x1024, fp32 / fp16 / fp16 + CUDA graphs), pf-bench --backend all, tests/test_gpu_cuda.py and test_gpu_cli.py.
 # Installs nothing and downloads nothing.  Finishes in about 8 minutes at most.
 #
 #   scripts/gpu_check.sh [OUT_DIR]      (default: $OUT if set, else ./gpu_check_out)
