@@ -19,7 +19,10 @@ from pf_stream.calibration.geometry import project
 
 MIN_EDGE_POINTS = 200  # fewer edges than this in either picture: nothing to register
 RIVAL_SCORE = 0.9  # a distinct dense end gaining this much of the winner's gain over chance: ambiguous
-MAX_SELF_CHECK = 1.0  # work px: re-registrations of known-warped copies of the IR must come back this close
+# work px: re-registrations of known-warped copies of the IR must come back this close.  1.25,
+# not 1.0 (session 9): on seeds 36-59, 14 correct answers were refused by a copy at 1.0-1.25 px
+# (none wrong there; two-basin scenes such as TNO 22 stray 1.6-2.5 px).  Held out: seeds 60+.
+MAX_SELF_CHECK = 1.25
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
 # seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
