@@ -146,7 +146,7 @@ def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHEC
         lost = int(checks.get("self_check_lost", 0))
         return (
             f"the answer is not reproducible: the same IR, warped by a known small homography and "
-            f"registered again, lands {checks['self_check_px']:.1f} px away (> {max_self_check:.1f}, see --max-error)"
+            f"registered again, lands {checks['self_check_px']:.2f} px away (> {max_self_check:.2f}, see --max-error)"
             + (f" and {lost} such copies were lost entirely" if lost > 1 else "")
         )
     return None
