@@ -161,6 +161,8 @@ def test_a_half_with_3_confirming_cells_is_refused_however_well_the_rest_agrees(
         ([40.0, 0.2, 0.3, 0.1], 0.3, 1),  # one copy lost (its own search failed): replaced, accepted
         ([40.0, 0.2, 60.0], 60.0, 2),  # a second lost copy settles it: refused
         ([0.2, 2.5], 2.5, 0),  # a copy 1-5 bars away is not "lost": refused at once
+        ([0.2, 1.2, 0.3], 1.2, 0),  # within the 1.25 px bar (session 9; 1.0 before): accepted
+        ([0.2, 1.64], 1.64, 0),  # TNO 22 seed 59's wrong answer strayed 1.64 px: still refused
     ],
 )
 def test_self_check_replaces_one_lost_copy_and_no_more(monkeypatch, landings, distance, lost):
@@ -187,14 +189,14 @@ def test_self_check_replaces_one_lost_copy_and_no_more(monkeypatch, landings, di
 
     monkeypatch.setattr(auto, "_best_fit", fake_best_fit)
     monkeypatch.setattr(auto, "random_homography", remember)
-    got, got_lost = auto._self_check(np.zeros(size[::-1], np.uint8), None, AutoOptions(), answer, bar=1.0)
+    got, got_lost = auto._self_check(np.zeros(size[::-1], np.uint8), None, AutoOptions(), answer, bar=vouch.MAX_SELF_CHECK)
     assert got == pytest.approx(distance) and got_lost == lost
     assert next(calls, None) is None, "every scripted copy was used, and no more"
     refused = vouch.failed_check(
         {"rival_ratio": 0, "local_cells": 20, "local_agree": 20, "local_share": 1.0, **{f"local_{h}": 10 for h in vouch.HALVES},
          "self_check_px": got, "self_check_lost": got_lost}
     )
-    assert (refused is None) == (distance <= 1.0), refused
+    assert (refused is None) == (distance <= vouch.MAX_SELF_CHECK), refused
 
 
 def test_reference_is_the_medoid_of_the_pair_s_estimates(monkeypatch):
