@@ -19,10 +19,11 @@ from pf_stream.calibration.geometry import project
 
 MIN_EDGE_POINTS = 200  # fewer edges than this in either picture: nothing to register
 RIVAL_SCORE = 0.9  # a distinct dense end gaining this much of the winner's gain over chance: ambiguous
-# work px: re-registrations of known-warped copies of the IR must come back this close.  1.25,
-# not 1.0 (session 9): on seeds 36-59, 14 correct answers were refused by a copy at 1.0-1.25 px
-# (none wrong there; two-basin scenes such as TNO 22 stray 1.6-2.5 px).  Held out: seeds 60+.
-MAX_SELF_CHECK = 1.25
+# work px: re-registrations of known-warped copies of the IR must come back this close.
+# 1.25 was tried in session 9: held out (seeds 60-86, 100-124) it gained 15 of 520 but accepted
+# TNO 22 seed 71 in the minority basin of its depth scene, 2.4-3.0 px from 6 of 9 re-estimates
+# (docs/CALIBRATION.md, "Session 9").  So 1.0 stays.
+MAX_SELF_CHECK = 1.0
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
 # seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
