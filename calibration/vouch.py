@@ -20,10 +20,12 @@ from pf_stream.calibration.geometry import project
 MIN_EDGE_POINTS = 200  # fewer edges than this in either picture: nothing to register
 RIVAL_SCORE = 0.9  # a distinct dense end gaining this much of the winner's gain over chance: ambiguous
 # work px: re-registrations of known-warped copies of the IR must come back this close.
-# 1.25 was tried in session 9: held out (seeds 60-86, 100-124) it gained 15 of 520 but accepted
-# TNO 22 seed 71 in the minority basin of its depth scene, 2.4-3.0 px from 6 of 9 re-estimates
-# (docs/CALIBRATION.md, "Session 9").  So 1.0 stays.
+# 1.25 for every answer was tried in session 9: held out (seeds 60-86, 100-124) it gained 15
+# of 520 but accepted TNO 22 seed 71 in the minority basin of its depth scene, 2.4-3.0 px
+# from 6 of 9 re-estimates (docs/CALIBRATION.md, "Session 9").  So 1.0 stays, and 1.25 is
+# kept for broadly agreeing answers (BROAD_SELF_CHECK, below).
 MAX_SELF_CHECK = 1.0
+SELF_CHECK_COPIES = 3  # known-warped copies of the IR that must come back (auto._self_check)
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
 # seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
@@ -34,6 +36,14 @@ MIN_CELL_LIFT = 0.10  # a cell's best shift must beat that ring by this share: s
 AGREE_PX = 2.0  # work px: a cell whose best shift is this close to zero confirms the answer
 MIN_AGREE = 4  # confirming cells needed in each half of the frame (and so in all)
 MIN_AGREE_SHARE = 0.5  # of the cells with shared structure, this share must confirm
+# Broad agreement: in every half of the frame, at least this share of the cells with shared
+# structure confirm the answer.  A scene in depth whose answer sits in one plane's basin
+# has a half where most structured cells want another shift (TNO 22: 3-4 of 12).  Only a
+# broadly agreeing answer gets the two relaxations below (session 10, docs/CALIBRATION.md).
+BROAD_SHARE = 0.5
+THIN_HALF = MIN_AGREE - 1  # confirming cells a half may have when the picture agrees broadly ...
+THIN_HALF_COPIES = 5  # ... if this many self-check copies (not 3) then come back
+BROAD_SELF_CHECK = 1.25  # work px: the self-check bar when the picture agrees broadly
 
 
 def chance_level(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> float:
@@ -96,6 +106,7 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
     ring = np.maximum(abs(yy), abs(xx)) >= LOCAL_RING
     cells = agree = 0
     per_half = dict.fromkeys(HALVES, 0)
+    per_half_cells = dict.fromkeys(HALVES, 0)
     for j in range(LOCAL_GRID[1]):
         for i in range(LOCAL_GRID[0]):
             if weight[:, :, j, i].min() < 0.5 * area[j, i]:
@@ -106,13 +117,16 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
             if (far - c[best]) / max(far, 1e-12) < MIN_CELL_LIFT:
                 continue  # no structure both cameras share here
             cells += 1
-            if np.hypot(best[0] - r, best[1] - r) <= AGREE_PX:
-                agree += 1
-                x, y = (i + 0.5) / LOCAL_GRID[0], (j + 0.5) / LOCAL_GRID[1]
-                for half, there in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
-                    per_half[half] += int(there)
+            confirms = np.hypot(best[0] - r, best[1] - r) <= AGREE_PX
+            agree += int(confirms)
+            x, y = (i + 0.5) / LOCAL_GRID[0], (j + 0.5) / LOCAL_GRID[1]
+            for half, there in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
+                per_half_cells[half] += int(there)
+                per_half[half] += int(there and confirms)
     out = {"local_cells": cells, "local_agree": agree, "local_share": agree / max(cells, 1)}
     out.update({f"local_{h}": v for h, v in per_half.items()})
+    # the weakest half's share of confirming cells (see BROAD_SHARE)
+    out["local_half_share"] = min(per_half[h] / max(per_half_cells[h], 1) for h in HALVES)
     return out
 
 
@@ -120,12 +134,33 @@ def _cell_sums(img: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return np.add.reduceat(np.add.reduceat(img, rows[:-1], axis=0), cols[:-1], axis=1)
 
 
-def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHECK) -> str | None:
-    """The first failed acceptance check, as the text of a refusal; None when all pass.
-    ``max_self_check``: work px (``--max-error`` converted, else MAX_SELF_CHECK).
+def broad(checks: dict[str, float]) -> bool:
+    """Does every half of the frame mostly confirm the answer (BROAD_SHARE)?"""
+    return checks.get("local_half_share", 0.0) >= BROAD_SHARE
 
-    The self-check (``self_check_px``) is the most expensive, so auto computes it last,
-    only for estimates that passed everything else; it is read here when present.
+
+def self_check_plan(checks: dict[str, float], max_self_check: float | None = None) -> tuple[int, float]:
+    """How many self-check copies must come back, and within which bar (work px).
+
+    SELF_CHECK_COPIES copies within MAX_SELF_CHECK, as a rule.  An answer the picture confirms broadly gets
+    BROAD_SELF_CHECK, and one with a thin half (THIN_HALF confirming cells) needs
+    THIN_HALF_COPIES copies.  ``max_self_check`` (``--max-error``, converted) replaces
+    either bar.  Why the relaxations are tied to broad agreement: every earlier relaxation
+    (3 cells per half, a 1.25 px bar, 2 of 3 copies) was let down by the depth scenes TNO 22
+    and 23, where the answer can sit in either of two basins 2.5-3 px apart and its copies
+    still come back; there, a half of the frame disagrees with the answer.
+    """
+    bar = BROAD_SELF_CHECK if broad(checks) else MAX_SELF_CHECK
+    thin = min(checks[f"local_{h}"] for h in HALVES) < MIN_AGREE
+    return (THIN_HALF_COPIES if thin else SELF_CHECK_COPIES), (max_self_check if max_self_check is not None else bar)
+
+
+def failed_check(checks: dict[str, float], max_self_check: float | None = None) -> str | None:
+    """The first failed acceptance check, as the text of a refusal; None when all pass.
+    ``max_self_check``: work px (``--max-error`` converted), else self_check_plan's bar.
+
+    The self-check (``self_check_px``, ``self_check_copies``) is the most expensive, so auto
+    computes it last, only for estimates that passed everything else; it is read here when present.
     """
     if checks["rival_ratio"] > RIVAL_SCORE:
         return f"a distinct alignment fits as well (rival/best {checks['rival_ratio']:.2f})"
@@ -136,18 +171,22 @@ def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHEC
             f"(picture cells confirming it: {agree} of the {cells} with structure both cameras share)"
         )
     weakest = min(HALVES, key=lambda h: checks[f"local_{h}"])
-    if checks[f"local_{weakest}"] < MIN_AGREE:
+    needed = THIN_HALF if broad(checks) else MIN_AGREE
+    if checks[f"local_{weakest}"] < needed:
         return (
             f"the {weakest} half of the picture has too little structure both cameras share "
-            f"(cells confirming the answer there: {int(checks[f'local_{weakest}'])} < {MIN_AGREE}), "
+            f"(cells confirming the answer there: {int(checks[f'local_{weakest}'])} < {needed}), "
             "so its corners are guesswork; "
             "use a scene with shared outlines across the whole frame, or --method target"
         )
-    if checks.get("self_check_px", 0.0) > max_self_check:
+    copies, bar = self_check_plan(checks, max_self_check)
+    if checks.get("self_check_px", 0.0) > bar:
         lost = int(checks.get("self_check_lost", 0))
         return (
             f"the answer is not reproducible: the same IR, warped by a known small homography and "
-            f"registered again, lands {checks['self_check_px']:.2f} px away (> {max_self_check:.2f}, see --max-error)"
+            f"registered again, lands {checks['self_check_px']:.2f} px away (> {bar:.2f}, see --max-error)"
             + (f" and {lost} such copies were lost entirely" if lost > 1 else "")
         )
+    if checks.get("self_check_copies", copies) < copies:
+        return f"the answer is not reproducible: only {int(checks['self_check_copies'])} of the {copies} self-check copies came back"
     return None
