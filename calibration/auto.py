@@ -69,7 +69,7 @@ class AutoOptions:
     max_scale: float = 1.25  # IR scale searched in [1/max_scale, max_scale] around the same-FOV guess
     max_shift: float = 0.12  # translation searched, as a fraction of the VIS width
     max_rotation_deg: float = 0.0  # the refinement absorbs a degree or two; search more if the rig is rolled
-    max_error: float | None = None  # VIS px a self-check re-registration may land away; None: vouch.self_check_plan's bar
+    max_error: float | None = None  # VIS px a self-check re-registration may land away; None: vouch.self_check_bar's choice
     restarts: int = 8  # perturbed restarts around the best refined search peak
     seed: int = 0
 
@@ -338,12 +338,10 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     max_error = opts.max_error / to_full if opts.max_error is not None else None
     failed = vouch.failed_check(result.checks, max_error)
     if not failed:  # the costly check last, only for an answer that passed the rest
-        copies, bar = vouch.self_check_plan(result.checks, max_error)
-        self_px, lost, back = _self_check(ir, vis, opts, result.homography, bar * to_full, copies)
+        self_px, lost = _self_check(ir, vis, opts, result.homography, vouch.self_check_bar(result.checks, max_error) * to_full)
         self_px /= to_full
         result.checks["self_check_px"] = round(self_px, 4)
         result.checks["self_check_lost"] = lost
-        result.checks["self_check_copies"] = back
         # The self-check is the direct measurement of how far a re-registration lands.
         result.error_px = round(self_px * to_full, 3)
         failed = vouch.failed_check(result.checks, max_error)
@@ -356,12 +354,11 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     return result, f"refused: {failed}{advice}"
 
 
-def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float, copies: int) -> tuple[float, int, int]:
+def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float) -> tuple[float, int]:
     """How far re-registrations of known-warped copies of the IR land from the answer ``h``.
 
-    Returns (distance, lost, back): the largest distance (mean corner error, VIS px) among
-    the copies that came back (``copies`` of them unless the check stopped early), how many
-    copies were *lost* on the way, and how many came back.
+    Returns (distance, lost): the largest distance (mean corner error, VIS px) among the
+    vouch.SELF_CHECK_COPIES copies that came back, and how many copies were *lost* on the way.
     A copy is lost when it lands more than SELF_CHECK_LOST x ``bar`` away (or has too few
     edges left to register); it is replaced by a fresh copy, once.  A second lost copy
     ends the check with that copy's distance, as does the first copy landing between
@@ -386,7 +383,7 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
     rng = np.random.default_rng(opts.seed + 7)
     worst, lost, back = 0.0, 0, 0
     corners = image_corners(size)
-    while back < copies:
+    while back < vouch.SELF_CHECK_COPIES:
         warp = random_homography(size, rng, SELF_CHECK_WARP)
         if opts.model != "homography":  # a warp the model cannot undo would land off by its own residual
             warp, _ = fit_model(corners, project(warp, corners), opts.model)
@@ -398,13 +395,13 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
         if distance > SELF_CHECK_LOST * bar:
             lost += 1
             if lost > SELF_CHECK_MAX_LOST:
-                return distance, lost, back
+                return distance, lost
             continue
         back += 1
         worst = max(worst, distance)
         if worst > bar:
             break
-    return worst, lost, back
+    return worst, lost
 
 
 def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts]:
