@@ -42,6 +42,15 @@ def test_fit_range_centres_each_image_and_squeezes_only_when_too_wide():
     assert torch.equal(fitted.flatten(1).argsort(dim=1), wide.flatten(1).argsort(dim=1))
 
 
+def test_fit_range_takes_bf16_lowpass():
+    """Under bf16 autocast on a GPU the lowpass arrives in bf16, which torch.quantile refuses
+    (found on an H200, session 11: pf-train --set run.precision=bf16 failed at its first step)."""
+    ir, _ = _images()
+    low = (2.0 * ir - 0.5).bfloat16()
+    fitted = fit_range(low)
+    assert torch.allclose(fitted, fit_range(low.float()), atol=1e-6)
+
+
 def test_composite_target_with_fit_keeps_a_hot_target_in_a_dark_visible_region():
     """A bright VIS half over a dark IR frame: the clip used to erase the hot object in the dark half."""
     ir = torch.full((1, 1, 64, 64), 0.1)

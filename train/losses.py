@@ -158,7 +158,7 @@ def fit_range(low: torch.Tensor, tail: float = 0.005) -> torch.Tensor:
     (RoadScene training pairs and MSRS; docs/TRAINING.md): one level for every crop is
     easier to learn than a level that depends on the crop's extremes.
     """
-    flat = low.flatten(1)
+    flat = low.flatten(1).float()  # quantile takes fp32/fp64 only: under bf16 autocast on a GPU `low` is bf16
     lo = flat.quantile(tail, dim=1).view(-1, 1, 1, 1)
     hi = flat.quantile(1.0 - tail, dim=1).view(-1, 1, 1, 1)
     scale = (1.0 / (hi - lo).clamp(min=1e-3)).clamp(max=1.0)
