@@ -55,7 +55,6 @@ RIVAL_DISTANCE = 8.0  # half-size px (mean corner distance) for a search peak to
 DENSE_STARTS = 4  # distinct refined ICP ends that the dense refinement starts from
 DENSE_MERGE_PX = 0.5  # work px: dense starts this close after the coarse levels share the finest one
 RIVAL_PX = 2.0  # work px (mean corner distance) for a refined end to count as a distinct answer
-SELF_CHECK_COPIES = 3  # known-warped copies of the IR registered again (see _self_check)
 SELF_CHECK_WARP = 0.02  # their corners move up to this fraction of the IR width (as in the evaluation)
 SELF_CHECK_LOST = 5.0  # a copy landing more than this many self-check bars away lost its own search (see _self_check)
 SELF_CHECK_MAX_LOST = 1  # lost copies replaced by a fresh one; one more and the answer is refused
@@ -336,10 +335,11 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     """The best estimate and, when it cannot be vouched for, the one-line refusal (else None)."""
     opts = options or AutoOptions()
     result, to_full = _estimate(ir, vis, opts)
-    max_error = opts.max_error / to_full if opts.max_error is not None else vouch.MAX_SELF_CHECK
+    max_error = opts.max_error / to_full if opts.max_error is not None else None
     failed = vouch.failed_check(result.checks, max_error)
     if not failed:  # the costly check last, only for an answer that passed the rest
-        self_px, lost = _self_check(ir, vis, opts, result.homography, max_error * to_full)
+        copies, bar = vouch.self_check_plan(result.checks, max_error)
+        self_px, lost = _self_check(ir, vis, opts, result.homography, bar * to_full, copies)
         self_px /= to_full
         result.checks["self_check_px"] = round(self_px, 4)
         result.checks["self_check_lost"] = lost
@@ -355,11 +355,11 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     return result, f"refused: {failed}{advice}"
 
 
-def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float) -> tuple[float, int]:
+def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float, copies: int = vouch.SELF_CHECK_COPIES) -> tuple[float, int]:
     """How far re-registrations of known-warped copies of the IR land from the answer ``h``.
 
     Returns (distance, lost): the largest distance (mean corner error, VIS px) among the
-    SELF_CHECK_COPIES copies that came back, and how many copies were *lost* on the way.
+    ``copies`` copies that came back (vouch.self_check_plan says how many), and how many copies were *lost* on the way.
     A copy is lost when it lands more than SELF_CHECK_LOST x ``bar`` away (or has too few
     edges left to register); it is replaced by a fresh copy, once.  A second lost copy
     ends the check with that copy's distance, as does the first copy landing between
@@ -384,7 +384,7 @@ def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarra
     rng = np.random.default_rng(opts.seed + 7)
     worst, lost, back = 0.0, 0, 0
     corners = image_corners(size)
-    while back < SELF_CHECK_COPIES:
+    while back < copies:
         warp = random_homography(size, rng, SELF_CHECK_WARP)
         if opts.model != "homography":  # a warp the model cannot undo would land off by its own residual
             warp, _ = fit_model(corners, project(warp, corners), opts.model)

@@ -24,8 +24,9 @@ RIVAL_SCORE = 0.9  # a distinct dense end gaining this much of the winner's gain
 # TNO 22 seed 71 in the minority basin of its depth scene, 2.4-3.0 px from 6 of 9 re-estimates.
 # Session 10 tried 1.25 only where every half of the frame mostly confirms the answer: held
 # out (seeds 144-169) it gained 5 of 250 and accepted TNO 03 seed 165 2.8 px off (a steady
-# reference).  So 1.0 stays (docs/CALIBRATION.md, "Session 9" and "Session 10").
+# reference).  So 1.0 stays, and 1.25 is only for a *settled* answer (below; session 11).
 MAX_SELF_CHECK = 1.0
+SELF_CHECK_COPIES = 3  # known-warped copies of the IR that must come back (auto._self_check)
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
 # seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
@@ -36,6 +37,16 @@ MIN_CELL_LIFT = 0.10  # a cell's best shift must beat that ring by this share: s
 AGREE_PX = 2.0  # work px: a cell whose best shift is this close to zero confirms the answer
 MIN_AGREE = 4  # confirming cells needed in each half of the frame (and so in all)
 MIN_AGREE_SHARE = 0.5  # of the cells with shared structure, this share must confirm
+# A *settled* answer (session 11): in every half of the frame at least half of the cells with
+# shared structure confirm it, and their sub-pixel shifts do not pull it: an affine field fitted
+# to them moves the frame's corners by at most MAX_PULL work px.  Only a settled answer gets
+# the two allowances below.  Both were tried without the pull (session 10) and each accepted
+# TNO 03 in the wrong basin of its scene in depth, 2.8-2.9 px off, with every half confirming
+# at the +-2 px of one cell; there the cells pull 1.1-1.4 px towards the other basin.
+MAX_PULL = 1.0
+PULL_SHIFT = 2.5  # work px: cells whose shift is larger belong to another plane or are noise, not a pull
+SETTLED_SELF_CHECK = 1.25  # the default self-check bar for a settled answer (else MAX_SELF_CHECK)
+THIN_HALF_COPIES = 5  # a settled answer with MIN_AGREE - 1 cells in a half needs this many copies back
 
 
 def chance_level(vis_edges: EdgeField, pts: EdgePoints, g: np.ndarray, tol: float = 1.5) -> float:
@@ -98,6 +109,8 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
     ring = np.maximum(abs(yy), abs(xx)) >= LOCAL_RING
     cells = agree = 0
     per_half = dict.fromkeys(HALVES, 0)
+    structured_half = dict.fromkeys(HALVES, 0)
+    pulls = []  # (centre x, centre y, shift x, shift y, lift) of cells with shared structure
     for j in range(LOCAL_GRID[1]):
         for i in range(LOCAL_GRID[0]):
             if weight[:, :, j, i].min() < 0.5 * area[j, i]:
@@ -105,26 +118,79 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
             c = cost[:, :, j, i] / weight[:, :, j, i]
             best = np.unravel_index(int(np.argmin(c)), c.shape)
             far = float(c[ring].mean())
-            if (far - c[best]) / max(far, 1e-12) < MIN_CELL_LIFT:
+            lift = (far - c[best]) / max(far, 1e-12)
+            if lift < MIN_CELL_LIFT:
                 continue  # no structure both cameras share here
             cells += 1
+            x, y = (i + 0.5) / LOCAL_GRID[0], (j + 0.5) / LOCAL_GRID[1]
+            there = dict(zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)))
+            for half in HALVES:
+                structured_half[half] += int(there[half])
             if np.hypot(best[0] - r, best[1] - r) <= AGREE_PX:
                 agree += 1
-                x, y = (i + 0.5) / LOCAL_GRID[0], (j + 0.5) / LOCAL_GRID[1]
-                for half, there in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
-                    per_half[half] += int(there)
+                for half in HALVES:
+                    per_half[half] += int(there[half])
+            shift = _subpixel_minimum(c, best)
+            if shift is not None:
+                pulls.append((x * wv, y * hv, shift[1] - r, shift[0] - r, lift))
     out = {"local_cells": cells, "local_agree": agree, "local_share": agree / max(cells, 1)}
     out.update({f"local_{h}": v for h, v in per_half.items()})
+    out["local_broad"] = float(all(per_half[h] >= 0.5 * structured_half[h] for h in HALVES))
+    out["local_pull"] = _pull(pulls, wv, hv)
     return out
+
+
+def _subpixel_minimum(c: np.ndarray, best: tuple[int, int]) -> tuple[float, float] | None:
+    """The cost surface's minimum to a fraction of a pixel (a parabola through the best shift and
+    its neighbours, per axis); None when the best shift lies on the search window's edge."""
+    by, bx = best
+    if not (0 < by < c.shape[0] - 1 and 0 < bx < c.shape[1] - 1):
+        return None
+
+    def vertex(a: float, b: float, d: float) -> float:
+        curvature = a - 2 * b + d
+        return 0.0 if curvature <= 0 else 0.5 * (a - d) / curvature
+
+    return by + vertex(c[by - 1, bx], c[by, bx], c[by + 1, bx]), bx + vertex(c[by, bx - 1], c[by, bx], c[by, bx + 1])
+
+
+def _pull(pulls: list[tuple[float, float, float, float, float]], wv: int, hv: int) -> float:
+    """How far the cells' own shifts would move the answer: an affine shift field fitted to
+    them (weighted by each cell's lift; shifts beyond PULL_SHIFT left out), as the mean distance
+    it moves the frame's four corners, work px.  Infinite with fewer than 3 cells to fit."""
+    p = np.array([q for q in pulls if np.hypot(q[2], q[3]) <= PULL_SHIFT]).reshape(-1, 5)
+    if len(p) < 3:
+        return float("inf")
+    a = np.c_[p[:, :2], np.ones(len(p))] * np.sqrt(p[:, 4:5])
+    coef = np.linalg.lstsq(a, p[:, 2:4] * np.sqrt(p[:, 4:5]), rcond=None)[0]
+    corners = np.array([[0, 0, 1], [wv, 0, 1], [wv, hv, 1], [0, hv, 1]], float)
+    return float(np.linalg.norm(corners @ coef, axis=1).mean())
 
 
 def _cell_sums(img: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.add.reduceat(np.add.reduceat(img, rows[:-1], axis=0), cols[:-1], axis=1)
 
 
-def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHECK) -> str | None:
+def settled(checks: dict[str, float]) -> bool:
+    """Every half mostly confirms the answer and the cells do not pull it (see MAX_PULL)."""
+    return bool(checks.get("local_broad", 0.0)) and checks.get("local_pull", float("inf")) <= MAX_PULL
+
+
+def self_check_plan(checks: dict[str, float], max_self_check: float | None = None) -> tuple[int, float]:
+    """(copies that must come back, bar in work px) for the self-check of an answer that passed
+    every other check.  ``max_self_check``: the user's ``--max-error`` in work px; None for the
+    default bar (MAX_SELF_CHECK, or SETTLED_SELF_CHECK for a settled answer)."""
+    thin = min(checks[f"local_{h}"] for h in HALVES) < MIN_AGREE
+    copies = THIN_HALF_COPIES if thin else SELF_CHECK_COPIES
+    if max_self_check is not None:
+        return copies, max_self_check
+    return copies, SETTLED_SELF_CHECK if settled(checks) else MAX_SELF_CHECK
+
+
+def failed_check(checks: dict[str, float], max_self_check: float | None = None) -> str | None:
     """The first failed acceptance check, as the text of a refusal; None when all pass.
-    ``max_self_check``: work px (``--max-error`` converted, else MAX_SELF_CHECK).
+    ``max_self_check``: work px (``--max-error`` converted); None for the default bar
+    (self_check_plan).
 
     The self-check (``self_check_px``) is the most expensive, so auto computes it last,
     only for estimates that passed everything else; it is read here when present.
@@ -138,18 +204,20 @@ def failed_check(checks: dict[str, float], max_self_check: float = MAX_SELF_CHEC
             f"(picture cells confirming it: {agree} of the {cells} with structure both cameras share)"
         )
     weakest = min(HALVES, key=lambda h: checks[f"local_{h}"])
-    if checks[f"local_{weakest}"] < MIN_AGREE:
+    thin_allowed = checks[f"local_{weakest}"] == MIN_AGREE - 1 and settled(checks)
+    if checks[f"local_{weakest}"] < MIN_AGREE and not thin_allowed:
         return (
             f"the {weakest} half of the picture has too little structure both cameras share "
             f"(cells confirming the answer there: {int(checks[f'local_{weakest}'])} < {MIN_AGREE}), "
             "so its corners are guesswork; "
             "use a scene with shared outlines across the whole frame, or --method target"
         )
-    if checks.get("self_check_px", 0.0) > max_self_check:
+    copies, bar = self_check_plan(checks, max_self_check)
+    if checks.get("self_check_px", 0.0) > bar:
         lost = int(checks.get("self_check_lost", 0))
         return (
             f"the answer is not reproducible: the same IR, warped by a known small homography and "
-            f"registered again, lands {checks['self_check_px']:.2f} px away (> {max_self_check:.2f}, see --max-error)"
+            f"registered again, lands {checks['self_check_px']:.2f} px away (> {bar:.2f}, see --max-error)"
             + (f" and {lost} such copies were lost entirely" if lost > 1 else "")
         )
     return None
