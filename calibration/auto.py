@@ -355,11 +355,14 @@ def assess(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) 
     return result, f"refused: {failed}{advice}"
 
 
-def _self_check(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float, copies: int = vouch.SELF_CHECK_COPIES) -> tuple[float, int]:
+def _self_check(
+    ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray, bar: float, copies: int = vouch.SELF_CHECK_COPIES
+) -> tuple[float, int]:
     """How far re-registrations of known-warped copies of the IR land from the answer ``h``.
 
     Returns (distance, lost): the largest distance (mean corner error, VIS px) among the
-    ``copies`` copies that came back (vouch.self_check_plan says how many), and how many copies were *lost* on the way.
+    ``copies`` copies that came back (vouch.self_check_plan says how many), and how many
+    copies were *lost* on the way.
     A copy is lost when it lands more than SELF_CHECK_LOST x ``bar`` away (or has too few
     edges left to register); it is replaced by a fresh copy, once.  A second lost copy
     ends the check with that copy's distance, as does the first copy landing between

@@ -212,7 +212,7 @@ def failed_check(checks: dict[str, float], max_self_check: float | None = None) 
             "so its corners are guesswork; "
             "use a scene with shared outlines across the whole frame, or --method target"
         )
-    copies, bar = self_check_plan(checks, max_self_check)
+    _, bar = self_check_plan(checks, max_self_check)
     if checks.get("self_check_px", 0.0) > bar:
         lost = int(checks.get("self_check_lost", 0))
         return (
