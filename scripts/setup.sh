@@ -34,6 +34,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The CPU build of torch first (on these machines a local wheel); a bare `torch`
   # would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev,rtsp,train]"
+  # Pinned again here: open_clip pulls torchvision, whose newest release wants a newer torch,
+  # and pip would replace the CPU build by that (a CUDA build) without the pin.
+  .venv/bin/python -m pip install -q -e ".[dev,rtsp,train]" "torch==2.13.0"
   echo "$want" > "$stamp"
 fi
