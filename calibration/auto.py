@@ -69,7 +69,7 @@ class AutoOptions:
     max_scale: float = 1.25  # IR scale searched in [1/max_scale, max_scale] around the same-FOV guess
     max_shift: float = 0.12  # translation searched, as a fraction of the VIS width
     max_rotation_deg: float = 0.0  # the refinement absorbs a degree or two; search more if the rig is rolled
-    max_error: float | None = None  # VIS px a self-check re-registration may land away; None: vouch.MAX_SELF_CHECK work px
+    max_error: float | None = None  # VIS px a self-check re-registration may land away; None: vouch.self_check_plan's choice
     restarts: int = 8  # perturbed restarts around the best refined search peak
     seed: int = 0
 

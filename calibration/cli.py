@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", default="9x6", help="target: inner corners (chessboard) or circles per row x column (default 9x6)")
     p.add_argument("--pattern", default="chessboard", choices=("chessboard", "circles"), help="target: chessboard or asymmetric circle grid")
     p.add_argument("--model", default="homography", choices=MODELS, help="transform model (default homography)")
-    p.add_argument("--max-error", type=float, help="auto: how far (VIS px, mean corner distance) the self-check re-registrations may land from the answer (default 1 px at a 640 px working width)")
+    p.add_argument("--max-error", type=float, help="auto: how far (VIS px, mean corner distance) the self-check re-registrations may land from the answer (default 1 px at a 640 px working width, 1.25 px for a settled answer: docs/CALIBRATION.md)")
     p.add_argument("--ir-size", help="points: IR image size WxH (else from the file or --ir)")
     p.add_argument("--vis-size", help="points: VIS image size WxH (else from the file or --vis)")
     p.add_argument("-o", "--output", default="calibration.yaml", help="calibration YAML to write (default calibration.yaml)")

@@ -122,14 +122,12 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
             if lift < MIN_CELL_LIFT:
                 continue  # no structure both cameras share here
             cells += 1
+            confirms = np.hypot(best[0] - r, best[1] - r) <= AGREE_PX
+            agree += int(confirms)
             x, y = (i + 0.5) / LOCAL_GRID[0], (j + 0.5) / LOCAL_GRID[1]
-            there = dict(zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)))
-            for half in HALVES:
-                structured_half[half] += int(there[half])
-            if np.hypot(best[0] - r, best[1] - r) <= AGREE_PX:
-                agree += 1
-                for half in HALVES:
-                    per_half[half] += int(there[half])
+            for half, there in zip(HALVES, (y < 0.5, y >= 0.5, x < 0.5, x >= 0.5)):
+                structured_half[half] += int(there)
+                per_half[half] += int(there and confirms)
             shift = _subpixel_minimum(c, best)
             if shift is not None:
                 pulls.append((x * wv, y * hv, shift[1] - r, shift[0] - r, lift))

@@ -183,6 +183,10 @@ def test_a_half_with_3_confirming_cells_needs_a_settled_answer_and_5_copies_back
     assert "not reproducible" in vouch.failed_check({**tno23, "self_check_px": 1.57})  # ... which refuses it
     assert vouch.self_check_plan({**tno23, "local_bottom": 4}) == (3, 1.25)
     assert vouch.self_check_plan({**tno23, "local_bottom": 4}, max_self_check=0.8) == (3, 0.8)  # --max-error wins
+    # TNO 03 seed 165 (session 10: a copy at 1.16 px, 2.8 px off) keeps the 1.0 bar: its cells pull 1.12 px
+    tno03_165 = {"rival_ratio": 0, "local_cells": 15, "local_agree": 14, "local_share": 0.9333, "local_top": 10,
+                 "local_bottom": 4, "local_left": 7, "local_right": 7, "local_broad": 1.0, "local_pull": 1.12}
+    assert vouch.self_check_plan(tno03_165) == (3, vouch.MAX_SELF_CHECK)  # its cells pull 1.12 px: not settled
 
 
 @pytest.mark.parametrize(
@@ -231,9 +235,6 @@ def test_self_check_replaces_one_lost_copy_and_no_more(monkeypatch, landings, di
          "self_check_px": got, "self_check_lost": got_lost}
     )
     assert (refused is None) == (distance <= vouch.MAX_SELF_CHECK), refused
-    tno03_165 = {"rival_ratio": 0, "local_cells": 15, "local_agree": 14, "local_share": 0.9333, "local_top": 10,
-                 "local_bottom": 4, "local_left": 7, "local_right": 7, "local_broad": 1.0, "local_pull": 1.12}
-    assert vouch.self_check_plan(tno03_165) == (3, vouch.MAX_SELF_CHECK)  # its cells pull 1.12 px: not settled
 
 
 def test_reference_is_the_medoid_of_the_pair_s_estimates(monkeypatch):
