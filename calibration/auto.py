@@ -37,6 +37,7 @@ result is converted back to full-size IR -> VIS pixels at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -383,29 +384,43 @@ def _self_check(
     held 3 correct answers refused only for one lost copy (15-74 px; the other two copies
     within 0.3 px) and no wrong answer that this lets through (docs/CALIBRATION.md).
     """
+    return judge_copies(copy_distances(ir, vis, opts, h), bar, copies)[:2]
+
+
+def copy_distances(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, h: np.ndarray) -> Iterator[float]:
+    """The self-check's copies, registered one at a time: how far each lands from ``h`` (mean
+    corner error, VIS px; infinite for a copy with too few edges left).  Endless and lazy, so
+    the self-check registers only the copies its verdict needs."""
     size = (ir.shape[1], ir.shape[0])
     rng = np.random.default_rng(opts.seed + 7)
-    worst, lost, back = 0.0, 0, 0
     corners = image_corners(size)
-    while back < copies:
+    while True:
         warp = random_homography(size, rng, SELF_CHECK_WARP)
         if opts.model != "homography":  # a warp the model cannot undo would land off by its own residual
             warp, _ = fit_model(corners, project(warp, corners), opts.model)
         copy = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
         try:
-            distance = corner_error(_best_fit(copy, vis, opts)[0] @ warp, h, size)
+            yield corner_error(_best_fit(copy, vis, opts)[0] @ warp, h, size)
         except RegistrationRefused:  # a copy with too few edges left: nothing comes back
-            distance = math.inf
+            yield math.inf
+
+
+def judge_copies(distances: Iterable[float], bar: float, copies: int) -> tuple[float, int, int]:
+    """The self-check's verdict on its copies' distances, in order (see _self_check):
+    (largest distance, copies lost, copies back).  Fewer than ``copies`` back with the
+    largest distance within ``bar`` means ``distances`` ran out (a recorded, finite list)."""
+    worst, lost, back = 0.0, 0, 0
+    for distance in distances:
         if distance > SELF_CHECK_LOST * bar:
             lost += 1
             if lost > SELF_CHECK_MAX_LOST:
-                return distance, lost
+                return distance, lost, back
             continue
         back += 1
         worst = max(worst, distance)
-        if worst > bar:
+        if worst > bar or back == copies:
             break
-    return worst, lost
+    return worst, lost, back
 
 
 def _best_fit(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts]:

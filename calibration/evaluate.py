@@ -79,6 +79,11 @@ def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random
     graded against the odd one out is counted wrong, or right, by the reference's error.
     The copies are drawn from their own generator, so the known warps stay as they were.
     """
+    return medoid(reference_estimates(ir, vis, opts, rng), (ir.shape[1], ir.shape[0]))
+
+
+def reference_estimates(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random.Generator) -> list[np.ndarray]:
+    """The estimates :func:`reference` chooses from: the unwarped pair's, then each copy's, mapped back."""
     size = (ir.shape[1], ir.shape[0])
     found = [estimate(ir, vis, opts).homography]
     for _ in range(REFERENCE_COPIES):
@@ -87,8 +92,13 @@ def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random
             found.append(estimate(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts).homography @ warp)
         except RegistrationRefused:  # a copy with too few edges left
             pass
+    return found
+
+
+def medoid(found: list[np.ndarray], size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """The estimate with the least total distance to the others, and its distance to the farthest."""
     apart = np.array([[corner_error(a, b, size) for b in found] for a in found])
-    best = int(np.argmin(apart.sum(axis=1)))  # the medoid: least total distance to the others
+    best = int(np.argmin(apart.sum(axis=1)))
     return found[best], float(apart[best].max())
 
 
@@ -113,14 +123,21 @@ def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOption
     return cases
 
 
-def mismatched_cases(data: Path, n: int = 6, seed: int = 0, options: AutoOptions | None = None) -> list[tuple[str, bool, str]]:
-    """IR of pair i against VIS of pair i+1 (same size after resizing): must all be refused."""
+def mismatched_pairs(data: Path, n: int = 6, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """IR of pair i against VIS of pair i+1 (the IR resized to the VIS): every answer is wrong."""
     pairs = pick_pairs(data, n, seed)
     out = []
     for (name_a, ir, _), (name_b, _, vis) in zip(pairs, pairs[1:] + pairs[:1]):
-        ir = cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_AREA)
+        out.append((f"{name_a} IR vs {name_b} VIS", cv2.resize(ir, (vis.shape[1], vis.shape[0]), interpolation=cv2.INTER_AREA), vis))
+    return out
+
+
+def mismatched_cases(data: Path, n: int = 6, seed: int = 0, options: AutoOptions | None = None) -> list[tuple[str, bool, str]]:
+    """:func:`mismatched_pairs` assessed: each must be refused."""
+    out = []
+    for name, ir, vis in mismatched_pairs(data, n, seed):
         res, refusal = assess(ir, vis, options)
-        out.append((f"{name_a} IR vs {name_b} VIS", not refusal, refusal or f"ACCEPTED score {res.score} error {res.error_px} px"))
+        out.append((name, not refusal, refusal or f"ACCEPTED score {res.score} error {res.error_px} px"))
     return out
 
 

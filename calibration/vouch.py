@@ -81,6 +81,13 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
     confirms the answer is a half whose corners are extrapolated (TNO 24: barn over bare
     grass; the homography's perspective terms then swing those corners by up to 20 px).
     """
+    return summarise_cells(*cell_costs(ir, vis, ir_valid, g))
+
+
+def cell_costs(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The block matching of :func:`local_agreement`: per cell, the mean descriptor cost of
+    every shift, shaped (shift y, shift x, cell row, cell column); per cell, whether the
+    warped IR covers enough of it at every shift; and the VIS size (w, h)."""
     hv, wv = vis.shape[:2]
     warped = cv2.warpPerspective(ir, g, (wv, hv), flags=cv2.INTER_LINEAR)
     inside = cv2.warpPerspective(ir_valid.astype(np.uint8), g, (wv, hv), flags=cv2.INTER_NEAREST)
@@ -105,6 +112,14 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
             cost[dy + r, dx + r] = _cell_sums(per_pixel, rows, cols)
             weight[dy + r, dx + r] = _cell_sums(w, rows, cols)
     area = np.diff(rows)[:, None] * np.diff(cols)[None, :]
+    covered = weight.min(axis=(0, 1)) >= 0.5 * area  # else the warped IR covers too little at some shift
+    return cost / np.maximum(weight, 1e-12), covered, (wv, hv)
+
+
+def summarise_cells(costs: np.ndarray, covered: np.ndarray, size: tuple[int, int]) -> dict[str, float]:
+    """The ``local_*`` checks from :func:`cell_costs` (see :func:`local_agreement`)."""
+    wv, hv = size
+    r = LOCAL_RADIUS
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     ring = np.maximum(abs(yy), abs(xx)) >= LOCAL_RING
     cells = agree = 0
@@ -113,9 +128,9 @@ def local_agreement(ir: np.ndarray, vis: np.ndarray, ir_valid: np.ndarray, g: np
     pulls = []  # (centre x, centre y, shift x, shift y, lift) of cells with shared structure
     for j in range(LOCAL_GRID[1]):
         for i in range(LOCAL_GRID[0]):
-            if weight[:, :, j, i].min() < 0.5 * area[j, i]:
-                continue  # the warped IR covers too little of this cell at some shift
-            c = cost[:, :, j, i] / weight[:, :, j, i]
+            if not covered[j, i]:
+                continue
+            c = costs[:, :, j, i]
             best = np.unravel_index(int(np.argmin(c)), c.shape)
             far = float(c[ring].mean())
             lift = (far - c[best]) / max(far, 1e-12)
