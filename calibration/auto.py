@@ -261,13 +261,13 @@ def _explore(fields: dict[float, EdgeField], points: dict[float, EdgePoints], fi
 # --- the whole estimate, and the verdict -------------------------------------------------
 
 
-def estimate(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> AutoResult:
-    """Best IR -> VIS transform of one gray pair with its checks, *without* vouching for it.
+def estimate(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> np.ndarray:
+    """Best IR -> VIS homography of one gray pair (full-size px), *without* checks or vouching.
 
     Use :func:`register` unless you are measuring the method itself (the evaluation uses
     this to find each dataset pair's own residual misalignment).
     """
-    return _estimate(ir, vis, options or AutoOptions())[0]
+    return _best_fit(ir, vis, options or AutoOptions())[0]
 
 
 def register(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None) -> AutoResult:

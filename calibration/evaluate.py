@@ -85,11 +85,11 @@ def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random
 def reference_estimates(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random.Generator) -> list[np.ndarray]:
     """The estimates :func:`reference` chooses from: the unwarped pair's, then each copy's, mapped back."""
     size = (ir.shape[1], ir.shape[0])
-    found = [estimate(ir, vis, opts).homography]
+    found = [estimate(ir, vis, opts)]
     for _ in range(REFERENCE_COPIES):
         warp = random_homography(size, rng)
         try:
-            found.append(estimate(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts).homography @ warp)
+            found.append(estimate(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts) @ warp)
         except RegistrationRefused:  # a copy with too few edges left
             pass
     return found

@@ -43,8 +43,9 @@ def test_different_ir_size_and_scale_found_by_search():
 
 
 def test_unrelated_scenes_are_refused():
-    ir, _ = shapes_scene(seed=1)
-    _, vis = shapes_scene(seed=2)
+    # 320x240: the same verdict as at 640x480 for a fifth of the time (pictures are never enlarged)
+    ir, _ = shapes_scene(seed=1, size=(320, 240))
+    _, vis = shapes_scene(seed=2, size=(320, 240))
     with pytest.raises(RegistrationRefused, match="^refused: "):
         register(ir, vis)
 
@@ -58,11 +59,11 @@ def test_half_without_shared_outlines_is_refused():
     vis[240:] = np.clip(120 + rng.normal(0, 12, vis[240:].shape), 0, 255).astype(np.uint8)
     warp = evaluate.random_homography(VIS_SIZE, np.random.default_rng(5), fraction=0.03)
     ir_warped = cv2.warpPerspective(ir, warp, VIS_SIZE, flags=cv2.INTER_LINEAR, borderValue=90)
-    checks = evaluate.estimate(ir_warped, vis).checks
+    result, refusal = assess(ir_warped, vis)
+    checks = result.checks
     # The top half alone confirms the answer, and the picture as a whole passes.
     assert checks["local_top"] >= 2 * vouch.MIN_AGREE and checks["local_share"] >= vouch.MIN_AGREE_SHARE, checks
-    with pytest.raises(RegistrationRefused, match="^refused: the bottom half of the picture has too little structure both cameras share"):
-        register(ir_warped, vis)
+    assert refusal and refusal.startswith("refused: the bottom half of the picture has too little structure both cameras share"), refusal
 
 
 def test_real_pairs_known_warps(shared_data):
@@ -81,9 +82,11 @@ def test_real_mismatched_pairs_always_refused(shared_data):
     assert not accepted, accepted
 
 
-def test_cli_refusal_is_one_line_exit_2(shared_data, tmp_path):
-    ir = shared_data / "roadscene" / "ir" / "FLIR_05064.jpg"
-    vis = shared_data / "tno" / "vi" / "01.png"
+def test_cli_refusal_is_one_line_exit_2(tmp_path):
+    # Unrelated scenes (real mismatched pairs: test_real_mismatched_pairs_always_refused), small so it is quick.
+    ir, vis = tmp_path / "ir.png", tmp_path / "vis.png"
+    cv2.imwrite(str(ir), shapes_scene(seed=1, size=(320, 240))[0])
+    cv2.imwrite(str(vis), shapes_scene(seed=2, size=(320, 240))[1])
     out = tmp_path / "rig.yaml"
     run = subprocess.run(
         [sys.executable, "-m", "pf_stream.calibration.cli", "--method", "auto", "--ir", str(ir), "--vis", str(vis), "-o", str(out)],
@@ -254,8 +257,7 @@ def test_reference_is_the_medoid_of_the_pair_s_estimates(monkeypatch):
         shift = np.array([[1, 0, lands[len(calls)]], [0, 1, 0], [0, 0, 1.0]])
         calls.append(1)
         # the k-th copy was warped by warps[k-1]: its answer is the shifted reference undoing that warp
-        answer = shift if len(calls) == 1 else shift @ np.linalg.inv(warps[len(calls) - 2])
-        return type("Result", (), {"homography": answer})()
+        return shift if len(calls) == 1 else shift @ np.linalg.inv(warps[len(calls) - 2])
 
     monkeypatch.setattr(evaluate, "random_homography", remember)
     monkeypatch.setattr(evaluate, "estimate", scripted_estimate)

@@ -27,8 +27,8 @@ def test_judge_copies_forgives_one_lost_copy_and_says_when_a_list_runs_out():
 
 
 def test_replay_gives_the_refusal_assess_gives_and_a_table(tmp_path):
-    ir, _ = shapes_scene(seed=1)
-    _, vis = shapes_scene(seed=2)
+    ir, _ = shapes_scene(seed=1, size=(320, 240))
+    _, vis = shapes_scene(seed=2, size=(320, 240))
     _, refusal = assess(ir, vis)
     rec = record.evidence(ir, vis)
     assert refusal and refusal.startswith("refused: " + record.verdict(rec)), (refusal, record.verdict(rec))
