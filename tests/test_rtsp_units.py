@@ -226,3 +226,45 @@ def test_frames_are_fitted_to_the_stream_size():
     assert _fit(np.zeros((100, 80), np.uint8), 160, 200).shape == (200, 160, 3)  # gray, other size
     card = _caption(np.zeros((256, 320, 3), np.uint8), "NO SIGNAL")
     assert card.max() == 255 and card.mean() < 30  # white text on the picture, original untouched
+
+
+def test_stamps_are_a_period_apart_skip_a_fast_feed_and_restart_when_running_time_goes_back():
+    from pf_stream.sinks.rtsp import MAX_LEAD_PERIODS, _Stamper
+
+    period = 33_333_334
+    stamper = _Stamper(period)
+    assert stamper.stamp(0) == 0
+    assert stamper.stamp(10) == period  # a frame right after: one period later, not in the same slot
+    # A feed faster than the output rate: stamps run ahead of the running time, then frames are skipped.
+    stamps = [stamper.stamp(20 + i) for i in range(MAX_LEAD_PERIODS + 2)]
+    assert stamps[:MAX_LEAD_PERIODS - 1] == [period * (k + 2) for k in range(MAX_LEAD_PERIODS - 1)]
+    assert stamps[-1] is None
+    # The running time jumps back (a pipeline paused and played again): stamping restarts there
+    # instead of skipping every frame until the running time catches up with the old stamps.
+    late = _Stamper(period)
+    assert late.stamp(22_845_151_027_300) == 22_845_151_027_300
+    assert late.stamp(45_849_987) == 45_849_987 and late.stamp(45_849_987 + period) == 45_849_987 + period
+
+
+def test_running_time_is_zero_until_the_pipeline_has_a_base_time():
+    """Seen under load (CI): a frame pushed while the pipeline was going to PLAYING had the clock
+    but not yet the base time, was stamped with the machine's uptime, and viewers got no picture."""
+    from pf_stream.sinks.rtsp import _running_time
+
+    class Clock:
+        def get_time(self):
+            return 22_845_151_027_300
+
+    class AppSrc:
+        def __init__(self, clock, base):
+            self.clock, self.base = clock, base
+
+        def get_clock(self):
+            return self.clock
+
+        def get_base_time(self):
+            return self.base
+
+    assert _running_time(AppSrc(None, 0)) == 0
+    assert _running_time(AppSrc(Clock(), 0)) == 0  # clock handed over, base time not yet
+    assert _running_time(AppSrc(Clock(), 22_845_146_355_508)) == 4_671_792

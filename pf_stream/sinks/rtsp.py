@@ -200,11 +200,7 @@ class RtspSink(Sink):
         """While somebody watches, push each new frame as soon as it is written, and repeat
         the last picture every period when none comes (a slow model, a stalled source).
 
-        Timestamps: the pipeline's running time on arrival, but at least one period after
-        the previous frame's, so players and recorders that round to the frame rate never
-        see two frames in one slot.  A frame that would have to be stamped more than
-        ``MAX_LEAD_PERIODS`` ahead of now (the source runs faster than the output rate) is
-        skipped instead, so timestamps never drift ahead of real time.
+        Timestamps come from :class:`_Stamper` (one per media pipeline).
         """
         Gst = self._gst.Gst
         width, height, fps = self._geometry
@@ -215,7 +211,7 @@ class RtspSink(Sink):
         shown: tuple[str, FusedFrame | None] | None = None  # what `data` holds
         data = b""
         last_push, repeat_after = 0.0, period
-        stamped_for, last_pts = None, None  # the appsrc our timestamps belong to, and its last one
+        stamped_for, stamper = None, _Stamper(period_ns)  # the appsrc our timestamps belong to
         while True:
             with self._new_frame:
                 self._new_frame.wait_for(
@@ -234,10 +230,9 @@ class RtspSink(Sink):
                 shown = None  # nobody watches: convert nothing, push nothing
                 continue
             if appsrc is not stamped_for:  # a new pipeline: its running time starts afresh
-                stamped_for, last_pts = appsrc, None
-            now = _running_time(appsrc)
-            pts = now if last_pts is None else max(now, last_pts + period_ns)
-            if pts - now > MAX_LEAD_PERIODS * period_ns:
+                stamped_for, stamper = appsrc, _Stamper(period_ns)
+            pts = stamper.stamp(_running_time(appsrc))
+            if pts is None:
                 continue  # frames come faster than the output rate: skip this one
             if shown is None or state[0] != shown[0] or state[1] is not shown[1]:
                 data = cv2.cvtColor(_picture(state, width, height), cv2.COLOR_BGR2YUV_I420).tobytes()
@@ -250,7 +245,6 @@ class RtspSink(Sink):
             buf = Gst.Buffer.new_wrapped(data)
             buf.pts, buf.duration = pts, period_ns
             appsrc.emit("push-buffer", buf)
-            last_pts = pts
             self.frames_pushed += 1
 
     def _take(self) -> tuple[str, FusedFrame | None]:
@@ -266,10 +260,47 @@ class RtspSink(Sink):
         return "live", frame
 
 
+class _Stamper:
+    """Buffer timestamps for one media pipeline, from its running time when each frame is pushed.
+
+    - At least one period after the previous frame's, so players and recorders that round to
+      the frame rate never see two frames in one slot.
+    - A frame that would have to be stamped more than ``MAX_LEAD_PERIODS`` ahead of the
+      running time (the source runs faster than the output rate) is skipped (``None``), so
+      timestamps never drift ahead of real time.
+    - If the running time goes back by more than that (a pipeline paused and played again
+      runs on from where it paused), stamping starts afresh: holding on to the old stamps
+      would skip every frame until the running time caught up, a frozen picture for as long
+      as the jump.
+    """
+
+    def __init__(self, period_ns: int) -> None:
+        self.period_ns = period_ns
+        self.last: int | None = None
+
+    def stamp(self, now: int) -> int | None:
+        lead = MAX_LEAD_PERIODS * self.period_ns
+        if self.last is not None and self.last - now > lead:
+            self.last = None
+        pts = now if self.last is None else max(now, self.last + self.period_ns)
+        if pts - now > lead:
+            return None
+        self.last = pts
+        return pts
+
+
 def _running_time(appsrc) -> int:
-    """The media pipeline's running time now, in ns (0 before it has a clock)."""
-    clock = appsrc.get_clock()
-    return clock.get_time() - appsrc.get_base_time() if clock is not None else 0
+    """The media pipeline's running time now, in ns: 0 until the pipeline is playing.
+
+    A pipeline going to PLAYING hands its elements the clock *before* their base time; read
+    in between, clock minus base time is the machine's uptime.  One frame stamped with that
+    (seen under load: a first frame at 22845 s) made every later frame "too far ahead" for
+    hours, i.e. viewers who never got a picture.
+    """
+    clock, base = appsrc.get_clock(), appsrc.get_base_time()
+    if clock is None or not base:
+        return 0
+    return max(0, clock.get_time() - base)
 
 
 def _picture(state: tuple[str, FusedFrame | None], width: int, height: int) -> np.ndarray:
