@@ -226,7 +226,9 @@ def run_tests(timeout: float) -> dict:
     # its CPU Inductor check alone outlasted the 100 s that were left.
     files = ["tests/test_gpu_cuda.py", "tests/test_gpu_cli.py"]
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *files],
+        # -o addopts=: the project's two xdist workers are for CI's CPU suite (pytest-xdist may
+        # not be installed here, and two processes would share one GPU).
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-o", "addopts=", *files],
                               capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:
         return {"ran": True, "summary": f"timed out after {timeout:.0f} s"}
