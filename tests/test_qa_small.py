@@ -6,6 +6,7 @@ subprocess, as a user meets it); everything else is checked on the real code pat
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -199,8 +200,10 @@ def test_a_slow_live_source_settles_and_one_that_stops_still_gets_no_signal(capl
                                           duration_s=5.5, sources__no_signal_after_s=0.3)
     assert report["sources"]["ir"]["captured"] == 5  # the frame read at open() is not republished
     ir = [m for m in said if m.startswith("ir: ")]
-    # When it stopped, NO SIGNAL came once, after 3 of its intervals rather than after 0.3 s ...
-    assert ir[-1] == "ir: NO SIGNAL (no frame for 1.5 s); the output goes on without it", said
+    # When it stopped, NO SIGNAL came once, after 3 of its intervals rather than after 0.3 s (its
+    # interval is measured: a loaded machine's sleeps run long, so 1.51 s has been seen) ...
+    stopped = re.fullmatch(r"ir: NO SIGNAL \(no frame for ([\d.]+) s\); the output goes on without it", ir[-1])
+    assert stopped and 1.5 <= float(stopped[1]) < 2.0, said
     # ... and before that it never flapped, not even at start-up, before its second frame gave its
     # pace: there it may take up to pipeline.FIRST_INTERVAL_GRACE_S (it once showed NO SIGNAL here).
     assert ir[:-1] == [], said
