@@ -529,11 +529,17 @@ def _checks(parts: _Parts) -> dict[str, float]:
     return checks
 
 
-def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoResult, float]:
-    """The best fit with every check except the self-check; also returns work -> VIS px."""
+def fit_and_checks(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[np.ndarray, _Parts, dict[str, float]]:
+    """The best fit (full-size IR -> VIS px), what it was made from, and every check but the self-check."""
     h, parts = _best_fit(ir, vis, opts)
     checks = dict(parts.search_checks)
     checks.update(_checks(parts))
+    return h, parts, checks
+
+
+def _estimate(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions) -> tuple[AutoResult, float]:
+    """The best fit with every check except the self-check; also returns work -> VIS px."""
+    h, parts, checks = fit_and_checks(ir, vis, opts)
     to_full = float(parts.work.vis_to_full[0, 0])
     # Reported error until the self-check replaces it: the distance between the two
     # estimators' answers, a conservative stand-in.

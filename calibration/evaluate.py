@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -68,7 +70,7 @@ class WarpCase:
     reference_spread_px: float  # the farthest of the pair's other estimates from the reference: its own precision
 
 
-def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, warps: list[np.ndarray]) -> tuple[np.ndarray, float]:
     """The pair's own residual alignment as the method sees it: the medoid of its estimates
     of the unwarped pair and of REFERENCE_COPIES copies of the IR warped by known random
     homographies (mapped back), and the largest distance from it to the others (VIS px).
@@ -77,17 +79,24 @@ def reference(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random
     the same pair land up to 2.5 px apart (TNO 22; roadscene FLIR_01274, seed 30: the one
     estimate 2.1-2.5 px from three re-estimates that agree within 0.4 px), and an answer
     graded against the odd one out is counted wrong, or right, by the reference's error.
-    The copies are drawn from their own generator, so the known warps stay as they were.
+    The copies' ``warps`` (:func:`copy_warps`) are drawn from their own generator, so the
+    known warps stay as they were.
     """
-    return medoid(reference_estimates(ir, vis, opts, rng), (ir.shape[1], ir.shape[0]))
+    return medoid(reference_estimates(ir, vis, opts, warps), (ir.shape[1], ir.shape[0]))
 
 
-def reference_estimates(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, rng: np.random.Generator) -> list[np.ndarray]:
-    """The estimates :func:`reference` chooses from: the unwarped pair's, then each copy's, mapped back."""
+def copy_warps(size: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
+    """The known warps of the reference's REFERENCE_COPIES copies, drawn in advance so that a
+    case can be worked out in another process with the same draws."""
+    return [random_homography(size, rng) for _ in range(REFERENCE_COPIES)]
+
+
+def reference_estimates(ir: np.ndarray, vis: np.ndarray, opts: AutoOptions, warps: list[np.ndarray]) -> list[np.ndarray]:
+    """The estimates :func:`reference` chooses from: the unwarped pair's, then each copy's
+    (the IR warped by each of ``warps``), mapped back."""
     size = (ir.shape[1], ir.shape[0])
     found = [estimate(ir, vis, opts)]
-    for _ in range(REFERENCE_COPIES):
-        warp = random_homography(size, rng)
+    for warp in warps:
         try:
             found.append(estimate(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts) @ warp)
         except RegistrationRefused:  # a copy with too few edges left
@@ -102,25 +111,34 @@ def medoid(found: list[np.ndarray], size: tuple[int, int]) -> tuple[np.ndarray, 
     return found[best], float(apart[best].max())
 
 
-def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOptions | None = None) -> list[WarpCase]:
+def known_warp_cases(data: Path, n: int = 10, seed: int = 0, options: AutoOptions | None = None, workers: int = 1) -> list[WarpCase]:
+    """The known-warp experiment on n pairs drawn with ``seed``.  Every random draw is made here,
+    in order, so ``workers`` processes (each case is one core's work) give the same cases."""
     opts = options or AutoOptions()
     rng = np.random.default_rng(seed + 1000)
     reference_rng = np.random.default_rng(seed + 2000)
-    cases = []
+    jobs = []
     for name, ir, vis in pick_pairs(data, n, seed):
         size = (ir.shape[1], ir.shape[0])
-        warp = random_homography(size, rng)
-        truth = np.linalg.inv(warp)  # warped IR px -> VIS px
-        ir_warped = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
-        own, spread = reference(ir, vis, opts, reference_rng)
-        start = time.perf_counter()
-        res, refusal = assess(ir_warped, vis, opts)
-        seconds = time.perf_counter() - start
-        h, est = res.homography, float("nan") if refusal else res.error_px
-        cases.append(
-            WarpCase(name, not refusal, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, refusal or "", seconds, spread)
-        )
-    return cases
+        jobs.append((name, ir, vis, random_homography(size, rng), copy_warps(size, reference_rng), opts))
+    if workers <= 1:
+        return [_warp_case(job) for job in jobs]
+    # spawn, not fork: the caller may hold threads (GStreamer, torch) that a fork would copy half-way.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_warp_case, jobs))
+
+
+def _warp_case(job: tuple) -> WarpCase:
+    name, ir, vis, warp, reference_warps, opts = job
+    size = (ir.shape[1], ir.shape[0])
+    truth = np.linalg.inv(warp)  # warped IR px -> VIS px
+    ir_warped = cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR)
+    own, spread = reference(ir, vis, opts, reference_warps)
+    start = time.perf_counter()
+    res, refusal = assess(ir_warped, vis, opts)
+    seconds = time.perf_counter() - start
+    h, est = res.homography, float("nan") if refusal else res.error_px
+    return WarpCase(name, not refusal, corner_error(h, truth, size), corner_error(h, own @ truth, size), est, refusal or "", seconds, spread)
 
 
 def mismatched_pairs(data: Path, n: int = 6, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -174,11 +192,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes for the known warps (one core each; same results)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["warps", "mismatched", "msrs"])
     args = parser.parse_args()
     if "warps" not in args.skip:
         print("| pair | accepted | raw error px | relative error px | reference spread px | estimated px | s | note |\n|---|---|---|---|---|---|---|---|")
-        for c in known_warp_cases(args.data, args.cases, args.seed):
+        for c in known_warp_cases(args.data, args.cases, args.seed, workers=args.workers):
             print(
                 f"| {c.name} | {'yes' if c.accepted else 'no'} | {c.raw_px:.2f} | {c.relative_px:.2f} | {c.reference_spread_px:.2f} "
                 f"| {c.estimated_px:.2f} | {c.seconds:.1f} | {c.note[:90]} |",

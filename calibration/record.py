@@ -45,9 +45,7 @@ def evidence(ir: np.ndarray, vis: np.ndarray, options: AutoOptions | None = None
     COPIES_RECORDED self-check distances (VIS px, in the order the self-check draws them).
     """
     opts = options or AutoOptions()
-    h, parts = auto._best_fit(ir, vis, opts)  # the evaluation's look inside auto: the checks' inputs
-    checks = dict(parts.search_checks)
-    checks.update(auto._checks(parts))
+    h, parts, checks = auto.fit_and_checks(ir, vis, opts)  # the evaluation's look inside auto: the checks' inputs
     costs, covered, size = vouch.cell_costs(parts.work.ir, parts.work.vis, parts.ir_valid, parts.dense[0].g)
     copies = None
     if checks["local_agree"] >= vouch.MIN_AGREE:
@@ -65,7 +63,7 @@ def record_seed(data: Path, seed: int, cases: int = 10, mismatched: int = 6, opt
         size = (ir.shape[1], ir.shape[0])
         warp = random_homography(size, rng)
         rec = {"kind": "warp", "seed": seed, "name": name, "ir_size": size, "truth": np.linalg.inv(warp)}
-        rec["found"] = evaluate.reference_estimates(ir, vis, opts, reference_rng)
+        rec["found"] = evaluate.reference_estimates(ir, vis, opts, evaluate.copy_warps(size, reference_rng))
         rec.update(_evidence_or_refusal(cv2.warpPerspective(ir, warp, size, flags=cv2.INTER_LINEAR), vis, opts))
         records.append(rec)
     for name, ir, vis in evaluate.mismatched_pairs(data, mismatched, seed):

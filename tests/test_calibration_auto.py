@@ -67,7 +67,7 @@ def test_half_without_shared_outlines_is_refused():
 
 
 def test_real_pairs_known_warps(shared_data):
-    cases = evaluate.known_warp_cases(shared_data, n=10, seed=0)
+    cases = evaluate.known_warp_cases(shared_data, n=10, seed=0, workers=2)  # the same cases as one process
     report = "\n".join(f"{c.name}: accepted={c.accepted} raw={c.raw_px:.2f} relative={c.relative_px:.2f} est={c.estimated_px:.2f} {c.note}" for c in cases)
     good = [c for c in cases if c.accepted and c.relative_px <= 2.0]
     wrong = [c for c in cases if c.accepted and c.relative_px > 2.0]
@@ -261,6 +261,7 @@ def test_reference_is_the_medoid_of_the_pair_s_estimates(monkeypatch):
 
     monkeypatch.setattr(evaluate, "random_homography", remember)
     monkeypatch.setattr(evaluate, "estimate", scripted_estimate)
-    ref, spread = evaluate.reference(np.zeros(size[::-1], np.uint8), None, AutoOptions(), np.random.default_rng(0))
+    copy_warps = evaluate.copy_warps(size, np.random.default_rng(0))
+    ref, spread = evaluate.reference(np.zeros(size[::-1], np.uint8), None, AutoOptions(), copy_warps)
     assert len(calls) == 1 + evaluate.REFERENCE_COPIES == 3
     assert ref[0, 2] == pytest.approx(0.2) and spread == pytest.approx(2.3), (ref, spread)
