@@ -19,7 +19,7 @@ run*.  This module therefore registers oriented edges, in stages, each one seedi
    Gauss-Newton on a dense modality-independent descriptor (MIND-SSC); the lowest
    descriptor cost is the answer.  The dense objective uses every pixel's local
    structure, so warped and unwarped copies of a pair land on the same answer far more
-   often than with edges alone (see docs/CALIBRATION.md for the numbers).
+   often than with edges alone (see docs/CALIBRATION_HISTORY.md for the numbers).
 5. **Vouch** (``vouch.py``): the answer is accepted only if it passes every check --
    no distinct dense end gains nearly as much over chance; block matching cell by cell
    around the answer confirms it in enough of the picture, and in every half of the
@@ -382,7 +382,7 @@ def _self_check(
     about the answer's precision, while a copy landing 1-5 px away says the answer sits in
     a valley the method does not come back to.  Seeds 0-17 of the known-warp evaluation
     held 3 correct answers refused only for one lost copy (15-74 px; the other two copies
-    within 0.3 px) and no wrong answer that this lets through (docs/CALIBRATION.md).
+    within 0.3 px) and no wrong answer that this lets through (docs/CALIBRATION_HISTORY.md).
     """
     return judge_copies(copy_distances(ir, vis, opts, h), bar, copies)[:2]
 

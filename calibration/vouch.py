@@ -2,8 +2,9 @@
 
 An estimate is accepted only if *every* check passes; :func:`failed_check` returns the
 first one that fails, worded as the refusal the user reads.  The thresholds were set on
-real pairs (roadscene, TNO, known warps and mismatched pairs, many seeds): see the
-"Measured accuracy" section of docs/CALIBRATION.md before changing one.
+real pairs (roadscene, TNO, known warps and mismatched pairs, many seeds): read
+docs/CALIBRATION.md ("Measured accuracy") and docs/CALIBRATION_HISTORY.md (every rule
+tried, and what it cost) before changing one, and judge the change with record.py.
 
 All distances are "work" pixels (see auto.py).
 """
@@ -29,7 +30,7 @@ MAX_SELF_CHECK = 1.0
 SELF_CHECK_COPIES = 3  # known-warped copies of the IR that must come back (auto._self_check)
 HALVES = ("top", "bottom", "left", "right")
 # local_agreement: block matching around the answer, cell by cell.  Thresholds chosen on
-# seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION.md).
+# seeds 0-11 of the known-warp evaluation; seeds 18-23 held out (docs/CALIBRATION_HISTORY.md).
 LOCAL_GRID = (8, 6)  # cells across, down
 LOCAL_RADIUS = 7  # work px: shifts searched in each cell
 LOCAL_RING = 5  # work px: shifts at least this far (either axis) are the cell's chance level
