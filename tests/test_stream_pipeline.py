@@ -353,7 +353,7 @@ def test_overlay_draws_stats_on_the_picture():
     assert diff[-40:, :100].any() and not diff[:60].any()  # text in the bottom-left corner only
 
 
-def test_stop_from_another_thread_ends_the_run_promptly():
+def test_stop_from_another_thread_ends_the_run():
     cfg = _config("synthetic://?size=64x48", "synthetic://?size=64x48")
     pipeline = Pipeline(cfg, backend=MaxBackend(), sinks=[CollectSink()])
     threading.Timer(0.5, pipeline.stop, args=("test stop",)).start()
